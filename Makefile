@@ -1,0 +1,35 @@
+# Quick start: `make run` (whole pipeline on the demo gallery, prints the metric table), `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run test ui install benchmarks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[postgres]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/curatornet materialize
+	$(BIN)/curatornet metrics
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+ui: $(STAMP)
+	$(BIN)/dagster dev -w workspace.yaml
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python benchmarks/bench_sampling.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_recommend.py
+
+clean:
+	rm -rf data/curatornet.duckdb data/demo_gallery_* data/reports .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

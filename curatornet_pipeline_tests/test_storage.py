@@ -1,0 +1,81 @@
+"""DuckDB writes are all-or-nothing, and arrays survive the round trip."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.storage import (
+    PROFILE_CASTS,
+    read_triplet_set,
+    read_vectors,
+    replace_partitions,
+    replace_table,
+    replace_tables,
+    triplet_frames,
+    vector_column,
+)
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "t.duckdb"))
+    yield connection
+    connection.close()
+
+
+def test_failed_multi_table_write_leaves_previous_tables_untouched(con):
+    replace_table(con, "s.a", pd.DataFrame({"x": [1, 2, 3]}))
+    replace_table(con, "s.b", pd.DataFrame({"y": [1]}))
+    broken = pd.DataFrame({"z": [1, 2]})
+    with pytest.raises(duckdb.Error):
+        replace_tables(
+            con,
+            {"s.a": pd.DataFrame({"x": [9]}), "s.b": broken},
+            {"s.b": {"z": "NOT_A_TYPE"}},
+        )
+    assert con.execute("SELECT list(x ORDER BY x) FROM s.a").fetchone()[0] == [1, 2, 3]
+    assert con.execute("SELECT list(y) FROM s.b").fetchone()[0] == [1]
+
+
+def test_rejects_unsafe_table_names(con):
+    with pytest.raises(ValueError, match="schema-qualified"):
+        replace_table(con, "s.a; DROP TABLE x", pd.DataFrame({"x": [1]}))
+
+
+def test_vectors_round_trip(con):
+    matrix = np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32)
+    replace_table(con, "f.v", pd.DataFrame({"i": range(5), "v": vector_column(matrix)}), {"v": "FLOAT[7]"})
+    back = read_vectors(con, "SELECT v FROM f.v ORDER BY i", "v")
+    np.testing.assert_array_equal(back, matrix)
+
+
+def test_partitions_replace_only_their_rows_and_triplets_round_trip(con):
+    ts = TripletSet(
+        profile_offsets=np.array([0, 2, 3], dtype=np.int64),
+        profile_items=np.array([4, 5, 6], dtype=np.int32),
+        profile_id=np.array([0, 1, 1], dtype=np.int32),
+        positive=np.array([7, 8, 9], dtype=np.int32),
+        negative=np.array([1, 2, 3], dtype=np.int32),
+        user_idx=np.array([0, -1, -1], dtype=np.int32),
+    )
+    hashes = np.array([11, 2**63 + 5, 13], dtype=np.uint64)
+    for strategy in ("a", "b"):
+        rows, profiles = triplet_frames(ts, hashes, strategy=strategy, split="train")
+        replace_partitions(
+            con, {"trip.rows": rows, "trip.profiles": profiles}, "strategy", [strategy], {"trip.profiles": PROFILE_CASTS}
+        )
+    # Re-writing partition "a" with one triplet leaves "b" whole.
+    rows, profiles = triplet_frames(ts.subset(np.array([2])), hashes[[2]], strategy="a", split="train")
+    replace_partitions(con, {"trip.rows": rows, "trip.profiles": profiles}, "strategy", ["a"], {"trip.profiles": PROFILE_CASTS})
+    counts = dict(con.execute("SELECT strategy, count(*) FROM trip.rows GROUP BY 1").fetchall())
+    assert counts == {"a": 1, "b": 3}
+    back, back_hashes = read_triplet_set(
+        con, "trip.rows", "trip.profiles", "strategy = ?", ["b"], "strategy = ?", ["b"]
+    )
+    np.testing.assert_array_equal(back.profile_items, ts.profile_items)
+    np.testing.assert_array_equal(back.profile_offsets, ts.profile_offsets)
+    np.testing.assert_array_equal(back.positive, ts.positive)
+    np.testing.assert_array_equal(back.user_idx, ts.user_idx)
+    np.testing.assert_array_equal(np.sort(back_hashes), np.sort(hashes))
