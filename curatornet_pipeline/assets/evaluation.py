@@ -1,0 +1,227 @@
+"""Evaluation group: recommendations, per-user metrics, the paper's Table 2 and significance tests."""
+
+
+import io
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from curatornet_pipeline import plots
+from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
+from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models
+from curatornet_pipeline.core.evaluation import (
+    aggregate_table,
+    curatornet_scorer,
+    evaluate_methods,
+    evaluation_users,
+    method_label,
+    oracle_scorer,
+    random_scorer,
+    side_by_side_markdown,
+    vbpr_scorer,
+    visrank_scorer,
+)
+from curatornet_pipeline.core.ingest import find_image_files
+from curatornet_pipeline.core.metrics import paired_t_tests
+from curatornet_pipeline.core.picture import PictureRow, contact_sheet
+from curatornet_pipeline.core.training import model_from_bytes
+from curatornet_pipeline.core.vbpr import VBPRModel
+from curatornet_pipeline.resources import GallerySource
+from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table
+
+GROUP = "evaluation"
+RANDOM_SAMPLING_PREFIX = "CuratorNet random sampling"
+
+
+class EvaluationConfig(dg.Config):
+    random_seed: int = Field(default=0, description="Seed of the Random baseline.")
+    top_n: int = Field(default=100, description="Recommendations stored per user and method.")
+
+
+def _curatornet_label(variant: str, l2_lambda: float) -> str:
+    return method_label(RANDOM_SAMPLING_PREFIX if variant == RANDOM_SAMPLING else "CuratorNet", l2_lambda)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "recommendations",
+            group_name=GROUP,
+            kinds={"duckdb", "pandas"},
+            owners=["team:curatornet"],
+            deps=["item_embeddings", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            description="Top-100 artworks per evaluation user and method, with scores and hits (evaluation.recommendations).",
+        ),
+        dg.AssetSpec(
+            "per_user_metrics",
+            group_name=GROUP,
+            kinds={"duckdb", "pandas"},
+            owners=["team:curatornet"],
+            deps=["item_embeddings", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            description="AUC, P/R/nDCG at 20 and 100 per (method, evaluation user), last-basket protocol (SPEC 7).",
+        ),
+    ],
+    pool="duckdb",
+)
+def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource):
+    with duckdb.get_connection() as con:
+        artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
+        transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
+        raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
+        models = load_curatornet_models(con)
+        require_table(con, "model.item_embeddings", "item_embeddings")
+        item_vectors = {
+            model_id: read_vectors(
+                con, "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", "vector", [model_id]
+            )
+            for model_id in models["model_id"]
+        }
+        require_table(con, "model.vbpr_models", "vbpr_model")
+        vbpr = read_frame(con, "SELECT l2_lambda, weights FROM model.vbpr_models").iloc[0]
+        user_index = dict(read_frame(con, "SELECT user_id, user_idx FROM split.users").itertuples(index=False))
+    users = evaluation_users(artworks, transactions)
+    scorers = {}
+    for row in models.itertuples():
+        scorers[_curatornet_label(row.variant, row.l2_lambda)] = curatornet_scorer(
+            model_from_bytes(bytes(row.weights)), item_vectors[row.model_id]
+        )
+    scorers["VisRank"] = visrank_scorer(raw)
+    scorers[method_label("VBPR", float(vbpr["l2_lambda"]))] = vbpr_scorer(VBPRModel.from_bytes(bytes(vbpr["weights"])), user_index)
+    scorers["Random"] = random_scorer(config.random_seed)
+    scorers["Oracle"] = oracle_scorer()
+    context.log.info(f"evaluating {len(scorers)} methods on {len(users)} users: {', '.join(scorers)}")
+    started = time.perf_counter()
+    per_user, recommendations = evaluate_methods(scorers, users, top_n=config.top_n)
+    recommendations.insert(
+        3, "artwork_id", artworks["artwork_id"].to_numpy()[recommendations["artwork_idx"].to_numpy()]
+    )
+    per_user["protocol"] = users[0].protocol if users else ""
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"evaluation.recommendations": recommendations, "evaluation.per_user_metrics": per_user})
+        rec_meta = table_metadata(con, "evaluation.recommendations")
+        metric_meta = table_metadata(con, "evaluation.per_user_metrics")
+    seconds = time.perf_counter() - started
+    protocol = users[0].protocol if users else "no evaluation users"
+    yield dg.MaterializeResult(asset_key="recommendations", metadata={**rec_meta, "methods": list(scorers)})
+    yield dg.MaterializeResult(
+        asset_key="per_user_metrics",
+        metadata={**metric_meta, "n_users": len(users), "protocol": protocol, "seconds": float(seconds)},
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=["team:curatornet"],
+    deps=["per_user_metrics"],
+    pool="duckdb",
+    description=(
+        "The paper's Table 2 for our run (mean metrics per method + n_users, evaluation.metric_table), the paper's "
+        "numbers side by side, and paired t-tests between methods (evaluation.significance_tests)."
+    ),
+)
+def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        require_table(con, "evaluation.per_user_metrics", "per_user_metrics")
+        per_user = read_frame(con, "SELECT * FROM evaluation.per_user_metrics")
+    table = aggregate_table(per_user)
+    tests = pd.concat(
+        [paired_t_tests(per_user, metric).assign(metric=metric) for metric in ("auc", "ndcg_at_20", "recall_at_20")],
+        ignore_index=True,
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"evaluation.metric_table": table, "evaluation.significance_tests": tests})
+        metadata = table_metadata(con, "evaluation.metric_table")
+    side_by_side = side_by_side_markdown(table)
+    context.log.info("metrics (ours / paper; the demo gallery is synthetic, so numbers differ):\n" + side_by_side)
+    auc_tests = tests[tests["metric"] == "auc"]
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "metric_table": frame_markdown(table),
+            "ours_vs_paper": dg.MetadataValue.md(
+                "Ours / the paper's Table 2. On the synthetic demo gallery the numbers are not the paper's: "
+                "only their ordering is comparable.\n\n" + side_by_side
+            ),
+            "auc_by_method": image_markdown(
+                plots.bar_chart(table["method"].tolist(), table["auc"].tolist(), "AUC by method", "AUC"), "AUC by method"
+            ),
+            "auc_t_tests": frame_markdown(auc_tests.drop(columns=["metric"])),
+            "n_users": int(table["n_users"].max()) if len(table) else 0,
+        }
+    )
+
+
+class GalleryConfig(dg.Config):
+    n_users: int = Field(default=4, description="Evaluation users to draw (users with a hit first, then by id).")
+    k: int = Field(default=10, description="Recommendations shown per user.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pillow", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["recommendations", "metric_table", "last_basket_split", "source_files"],
+    pool="duckdb",
+    description=(
+        "A picture per evaluation user for a few users: purchase history, held-out basket, and the top-k "
+        "recommendations of the best six-strategy CuratorNet with hits framed in green. PNGs under "
+        "<data_dir>/reports/ and inline in metadata."
+    ),
+)
+def recommendation_gallery(
+    context: dg.AssetExecutionContext, config: GalleryConfig, duckdb: DuckDBResource, gallery: GallerySource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        table = read_frame(con, "SELECT method FROM evaluation.metric_table WHERE method LIKE 'CuratorNet (%' ORDER BY auc DESC LIMIT 1")
+        if table.empty:
+            raise RuntimeError("evaluation.metric_table holds no six-strategy CuratorNet row")
+        method = table["method"].iloc[0]
+        recs = read_frame(
+            con,
+            "SELECT user_id, rank, artwork_id, is_hit FROM evaluation.recommendations WHERE method = ? AND rank <= ? "
+            "ORDER BY user_id, rank",
+            [method, config.k],
+        )
+        baskets = read_frame(
+            con, "SELECT user_id, artwork_id, split FROM split.last_basket_split ORDER BY user_id, purchase_timestamp, basket_id"
+        )
+    folder = gallery.folder()
+    if not (folder / "images").is_dir():
+        # The UGallery files ship embeddings without images: there is nothing to draw, and that is said.
+        message = f"no images folder in {folder}: add images/<artwork_id>.jpg to get pictures"
+        context.log.warning(message)
+        return dg.MaterializeResult(metadata={"n_pictures": 0, "skipped": message})
+    hit_users = recs.groupby("user_id")["is_hit"].any()
+    chosen = sorted(hit_users.index, key=lambda u: (not hit_users[u], u))[: config.n_users]
+    wanted = set(recs.loc[recs["user_id"].isin(chosen), "artwork_id"]) | set(
+        baskets.loc[baskets["user_id"].isin(chosen), "artwork_id"]
+    )
+    files = find_image_files(folder, sorted(wanted))
+    out_dir = Path(gallery.data_dir).resolve() / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata: dict = {"method": method, "folder": dg.MetadataValue.path(str(out_dir))}
+    for n, user_id in enumerate(chosen):
+        rows = baskets[baskets["user_id"] == user_id]
+        user_recs = recs[recs["user_id"] == user_id]
+        sheet = contact_sheet(
+            f"user {user_id} — {method}",
+            [
+                PictureRow("purchase history (training)", [files[a] for a in rows.loc[rows["split"] == "train", "artwork_id"]]),
+                PictureRow("held-out basket", [files[a] for a in rows.loc[rows["split"] == "test", "artwork_id"]]),
+                PictureRow(f"top {config.k} recommendations (green = in held-out basket)",
+                           [files[a] for a in user_recs["artwork_id"]], user_recs["is_hit"].tolist()),
+            ],
+        )
+        path = out_dir / f"recommendations_user_{n + 1}.png"
+        sheet.save(path)
+        buffer = io.BytesIO()
+        sheet.save(buffer, format="PNG")
+        metadata[f"user_{n + 1}"] = image_markdown(buffer.getvalue(), f"recommendations for {user_id}")
+    context.log.info(f"wrote {len(chosen)} pictures to {out_dir}")
+    return dg.MaterializeResult(metadata={**metadata, "n_pictures": len(chosen)})

@@ -1,0 +1,224 @@
+"""Features group: ResNet50 image embeddings and the silhouette-selected visual clusters."""
+
+
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from curatornet_pipeline import plots
+from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
+from curatornet_pipeline.core.clustering import cluster_embeddings
+from curatornet_pipeline.core.embeddings import (
+    build_resnet50_backbone,
+    embed_images,
+    load_embeddings_npy,
+    validate_embedding_matrix,
+)
+from curatornet_pipeline.core.ingest import find_image_files
+from curatornet_pipeline.resources import GallerySource
+from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
+
+GROUP = "features"
+NPY_NAME = "resnet_embeddings.npy"
+
+
+class EmbeddingConfig(dg.Config):
+    source: str = Field(
+        default="auto",
+        description="'auto' (the folder's resnet_embeddings.npy when present, else the images), 'npy' or 'images'.",
+    )
+    weights: str = Field(
+        default="auto",
+        description="'imagenet', 'random' (seeded init), or a path to a local ResNet50 state_dict file. "
+        "'auto' = 'random' for the demo gallery, 'imagenet' otherwise.",
+    )
+    image_size: int = Field(default=0, description="Input size after center crop; 0 = 112 for the demo, 224 otherwise.")
+    batch_size: int = Field(default=64, description="Images per forward pass.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    seed: int = Field(default=0, description="Seed of the random-init weights.")
+
+
+def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
+    # The demo's images are abstract patterns, so ImageNet features add nothing there; everywhere else
+    # ImageNet is the method's choice. Either way the choice is explicit in metadata, never a fallback.
+    if config.weights != "auto":
+        return config.weights
+    return "random" if gallery.is_demo else "imagenet"
+
+
+def _resolve_image_size(config: EmbeddingConfig, gallery: GallerySource) -> int:
+    if config.image_size > 0:
+        return config.image_size
+    return 112 if gallery.is_demo else 224
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["raw_artworks", "source_files"],
+    pool="duckdb",
+    description=(
+        "One 2048-d ResNet50 embedding per artwork (penultimate layer, ImageNet preprocessing), computed from the "
+        "images or loaded from resnet_embeddings.npy. Weights: ImageNet, a local file, or a seeded random init "
+        "(the synthetic demo's default) — stated in metadata."
+    ),
+)
+def resnet50_embeddings(
+    context: dg.AssetExecutionContext, config: EmbeddingConfig, gallery: GallerySource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    folder = gallery.folder()
+    with duckdb.get_connection() as con:
+        require_table(con, "ingest.raw_artworks", "raw_artworks")
+        artworks = read_frame(con, "SELECT artwork_idx, artwork_id FROM ingest.raw_artworks ORDER BY artwork_idx")
+    ids = artworks["artwork_id"].tolist()
+    use_npy = config.source == "npy" or (config.source == "auto" and (folder / NPY_NAME).exists())
+    metadata: dict = {}
+    started = time.perf_counter()
+    if use_npy:
+        context.log.info(f"loading precomputed embeddings from {folder / NPY_NAME}")
+        embeddings = load_embeddings_npy(folder / NPY_NAME, ids)
+        metadata["embedding_source"] = f"precomputed file {folder / NPY_NAME}"
+        metadata["weights"] = "as computed by whoever produced the .npy file"
+    else:
+        if config.source not in ("auto", "images"):
+            raise ValueError(f"embedding source must be 'auto', 'npy' or 'images', got {config.source!r}")
+        weights = _resolve_weights(config, gallery)
+        image_size = _resolve_image_size(config, gallery)
+        paths = find_image_files(folder, ids)
+        model = build_resnet50_backbone(weights, seed=config.seed)
+        context.log.info(f"embedding {len(ids)} images with ResNet50 ({weights} weights) at {image_size}px")
+        last_logged = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last_logged[0] > 10 or done == total:
+                last_logged[0] = now
+                rate = done / max(now - started, 1e-9)
+                context.log.info(f"embedded {done}/{total} images ({rate:.1f} images/s)")
+
+        embeddings = embed_images(
+            [paths[i] for i in ids],
+            model,
+            image_size=image_size,
+            batch_size=config.batch_size,
+            device=config.device,
+            progress=progress,
+        )
+        elapsed = time.perf_counter() - started
+        metadata["embedding_source"] = f"images in {folder / 'images'}"
+        metadata["weights"] = {
+            "random": f"seeded random init (seed {config.seed}): the demo's images are abstract, ImageNet adds nothing",
+            "imagenet": "torchvision ResNet50 ImageNet weights (IMAGENET1K_V2)",
+        }.get(weights, f"local weights file {weights}")
+        metadata["image_size"] = image_size
+        metadata["images_per_second"] = float(len(ids) / max(elapsed, 1e-9))
+    validate_embedding_matrix(embeddings, metadata["embedding_source"])
+    frame = pd.DataFrame(
+        {"artwork_idx": artworks["artwork_idx"], "artwork_id": ids, "embedding": vector_column(embeddings)}
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"features.resnet50_embeddings": frame},
+            {"features.resnet50_embeddings": {"embedding": f"FLOAT[{embeddings.shape[1]}]"}},
+        )
+        metadata.update(table_metadata(con, "features.resnet50_embeddings"))
+    metadata["seconds"] = float(time.perf_counter() - started)
+    metadata["mean_vector_norm"] = float(np.linalg.norm(embeddings, axis=1).mean())
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class ClusteringConfig(dg.Config):
+    n_clusters: int = Field(default=100, description="k of k-means (the paper: 100).")
+    n_runs: int = Field(default=20, description="k-means runs with different seeds; the best silhouette wins.")
+    pca_components: int = Field(default=200, description="PCA dimensions before k-means (the paper: 200).")
+    seed: int = Field(default=0, description="Seed of PCA and of the first k-means run.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"scikitlearn", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["resnet50_embeddings"],
+    pool="duckdb",
+    description=(
+        "Visual clusters: z-scored embeddings -> PCA(200) -> k-means (k=100) run 20 times with different seeds; "
+        "the run with the highest silhouette coefficient is kept. Also stores the PCA vectors used for the "
+        "visual-confidence test of sampling strategy 6."
+    ),
+)
+def visual_clusters(
+    context: dg.AssetExecutionContext, config: ClusteringConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
+        ids = read_frame(con, "SELECT artwork_idx, artwork_id FROM features.resnet50_embeddings ORDER BY artwork_idx")
+        embeddings = read_vectors(
+            con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding"
+        )
+    started = time.perf_counter()
+    result = cluster_embeddings(
+        embeddings,
+        n_clusters=config.n_clusters,
+        n_runs=config.n_runs,
+        pca_components=config.pca_components,
+        seed=config.seed,
+        progress=lambda run, n_runs, score: context.log.info(f"k-means run {run + 1}/{n_runs}: silhouette {score:.4f}"),
+    )
+    clusters = pd.DataFrame(
+        {
+            "artwork_idx": ids["artwork_idx"],
+            "artwork_id": ids["artwork_id"],
+            "cluster": result.labels.astype(np.int32),
+            "pca": vector_column(result.pca_vectors),
+        }
+    )
+    runs = pd.DataFrame(
+        {
+            "run": np.arange(len(result.silhouettes)),
+            "seed": result.run_seeds,
+            "silhouette": result.silhouettes,
+            "chosen": np.arange(len(result.silhouettes)) == result.chosen_run,
+            "n_clusters": config.n_clusters,
+        }
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"features.visual_clusters": clusters, "features.clustering_runs": runs},
+            {"features.visual_clusters": {"pca": f"FLOAT[{result.pca_vectors.shape[1]}]"}},
+        )
+        metadata = table_metadata(con, "features.visual_clusters")
+    sizes = np.bincount(result.labels, minlength=config.n_clusters)
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "chosen_run": int(result.chosen_run),
+            "chosen_seed": int(result.run_seeds[result.chosen_run]),
+            "best_silhouette": float(result.silhouettes[result.chosen_run]),
+            "silhouette_per_run": dg.MetadataValue.json([round(float(s), 5) for s in result.silhouettes]),
+            "pca_explained_variance": float(result.explained_variance_ratio),
+            "cluster_size_min": int(sizes.min()),
+            "cluster_size_median": float(np.median(sizes)),
+            "cluster_size_max": int(sizes.max()),
+            "silhouette_plot": image_markdown(
+                plots.bar_chart(
+                    [str(s) for s in result.run_seeds],
+                    result.silhouettes,
+                    "Silhouette per k-means run (chosen in red)",
+                    "silhouette",
+                    highlight=result.chosen_run,
+                ),
+                "silhouette per run",
+            ),
+            "cluster_sizes_plot": image_markdown(
+                plots.histogram(sizes, "Cluster size distribution", "artworks per cluster"), "cluster sizes"
+            ),
+            "seconds": float(time.perf_counter() - started),
+        }
+    )

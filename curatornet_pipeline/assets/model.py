@@ -1,0 +1,320 @@
+"""Model group: CuratorNet (per lambda, and on the random-sampling ablation), VBPR, item and user vectors."""
+
+
+import json
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import duckdb as duckdb_module
+import numpy as np
+import pandas as pd
+import torch
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from curatornet_pipeline import plots
+from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
+from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
+from curatornet_pipeline.core.features import zscore_catalogue
+from curatornet_pipeline.core.model import CuratorNetConfig
+from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
+from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
+from curatornet_pipeline.storage import (
+    read_frame,
+    read_triplet_set,
+    read_vectors,
+    replace_partitions,
+    replace_tables,
+    require_table,
+    vector_column,
+)
+
+GROUP = "model"
+SIX_STRATEGIES = "six_strategies"
+RANDOM_SAMPLING = "random_sampling"
+PAPER_LAMBDA_GRID = [0.0, 1e-4, 1e-3, 1e-2]
+
+
+class CuratorNetTrainingConfig(dg.Config):
+    l2_lambdas: list[float] = Field(
+        default=[1e-4],
+        description="One model per lambda. The paper's grid is [0, 1e-4, 1e-3, 1e-2] (best: 1e-4).",
+    )
+    learning_rate: float = Field(default=1e-3, description="Initial Adam learning rate (the authors: 1e-4 with 10M triplets).")
+    lr_decay: float = Field(default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy.")
+    lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
+    min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
+    max_epochs: int = Field(default=10, description="At most this many epochs; the best one by validation accuracy is kept.")
+    batch_size: int = Field(default=4096, description="Triplets per batch.")
+    user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
+    seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
+    device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
+
+    def training_config(self, l2_lambda: float) -> TrainingConfig:
+        return TrainingConfig(
+            l2_lambda=l2_lambda,
+            learning_rate=self.learning_rate,
+            lr_decay=self.lr_decay,
+            lr_patience=self.lr_patience,
+            min_learning_rate=min(self.min_learning_rate, self.learning_rate),
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            device=self.device,
+        )
+
+
+def load_model_features(con: duckdb_module.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
+    """(raw embeddings, z-scored model features), rows on the canonical artwork index."""
+    require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
+    raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
+    return raw, zscore_catalogue(raw)
+
+
+def _upstream_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
+    """Run id and time of the materializations this model was trained from."""
+    lineage: dict = {"run_id": context.run_id}
+    for key in keys:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
+        if event is not None:
+            lineage[key] = {
+                "run_id": event.run_id,
+                "materialized_at": datetime.fromtimestamp(event.timestamp, tz=timezone.utc).isoformat(),
+            }
+    return lineage
+
+
+def _train_variant(
+    context: dg.AssetExecutionContext,
+    config: CuratorNetTrainingConfig,
+    duckdb: DuckDBResource,
+    variant: str,
+    triplets_table: str,
+    profiles_table: str,
+    upstream: str,
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        require_table(con, triplets_table, upstream)
+        _, features = load_model_features(con)
+        train, _ = read_triplet_set(con, triplets_table, profiles_table, "split = 'train'")
+        validation, _ = read_triplet_set(con, triplets_table, profiles_table, "split = 'validation'")
+    model_config = CuratorNetConfig(input_dim=features.shape[1], user_dims=tuple(config.user_dims))
+    lineage = _upstream_lineage(context, [upstream, "resnet50_embeddings"])
+    model_rows, history_rows, summary = [], [], []
+    for l2_lambda in config.l2_lambdas:
+        model_id = f"curatornet_{variant}_lambda_{format_lambda(l2_lambda)}"
+        context.log.info(f"training {model_id} on {len(train)} triplets ({len(validation)} validation)")
+        training_config = config.training_config(l2_lambda)
+        started = time.perf_counter()
+        result = train_curatornet(features, train, validation, training_config, context.log.info, model_config)
+        seconds = time.perf_counter() - started
+        best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]
+        model_rows.append(
+            {
+                "model_id": model_id,
+                "variant": variant,
+                "run_id": context.run_id,
+                "l2_lambda": float(l2_lambda),
+                "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "best_epoch": int(result.best_epoch),
+                "validation_accuracy": float(best["validation_accuracy"]),
+                "device": result.device_used,
+                "training_seconds": float(seconds),
+                "n_train_triplets": int(len(train)),
+                "n_validation_triplets": int(len(validation)),
+                "config": json.dumps({**config.model_dump(), "l2_lambda": l2_lambda, "model": model_config.to_dict()}),
+                "lineage": json.dumps(lineage),
+                "weights": model_to_bytes(result.model, training_config),
+            }
+        )
+        history_rows.append(result.history.assign(model_id=model_id, variant=variant))
+        summary.append((model_id, result.history))
+    models = pd.DataFrame(model_rows)
+    history = pd.concat(history_rows, ignore_index=True)
+    with duckdb.get_connection() as con:
+        replace_partitions(
+            con,
+            {"model.curatornet_models": models, "model.training_history": history},
+            key_column="variant",
+            key_values=[variant],
+            casts={"model.curatornet_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
+        )
+        metadata = table_metadata(con, "model.curatornet_models")
+    epochs = summary[0][1]["epoch"].tolist()
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
+            "loss_curve": image_markdown(
+                plots.line_chart(epochs, {m: h["train_loss"].tolist() for m, h in summary}, "Training loss", "epoch", "BPR loss + L2"),
+                "training loss",
+            ),
+            "validation_accuracy_curve": image_markdown(
+                plots.line_chart(
+                    epochs, {m: h["validation_accuracy"].tolist() for m, h in summary},
+                    "Validation triplet accuracy", "epoch", "fraction x_ui > x_uj",
+                ),
+                "validation accuracy",
+            ),
+            "lineage": dg.MetadataValue.json(lineage),
+        }
+    )
+
+
+MODEL_KINDS = {"pytorch", "duckdb"}
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=MODEL_KINDS,
+    owners=["team:curatornet"],
+    deps=["training_triplets", "resnet50_embeddings"],
+    pool="duckdb",
+    description=(
+        "CuratorNet trained on the six strategies' triplets, one model per configured L2 lambda: weights (BLOB, "
+        "loaded with torch.load(weights_only=True)), config and lineage in model.curatornet_models, epoch history "
+        "in model.training_history."
+    ),
+)
+def curatornet_model(
+    context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    return _train_variant(
+        context, config, duckdb, SIX_STRATEGIES, "triplets.training_triplets", "triplets.training_profiles",
+        "training_triplets",
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=MODEL_KINDS,
+    owners=["team:curatornet"],
+    deps=["random_triplets", "resnet50_embeddings"],
+    pool="duckdb",
+    description="The ablation of the paper's Figure 3: CuratorNet trained on random_triplets instead of the six strategies.",
+)
+def curatornet_random_sampling_model(
+    context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    return _train_variant(
+        context, config, duckdb, RANDOM_SAMPLING, "triplets.random_triplets", "triplets.random_profiles",
+        "random_triplets",
+    )
+
+
+class VBPRTrainingConfig(dg.Config):
+    latent_dim: int = Field(default=100, description="Latent user/item factors (the authors: 200 dims in total).")
+    visual_dim: int = Field(default=100, description="Visual user factors on the learned projection of the features.")
+    l2_lambda: float = Field(default=1e-4, description="L2 regularisation.")
+    learning_rate: float = Field(default=1e-3, description="Adam learning rate.")
+    epochs: int = Field(default=10, description="Epochs over the training triplets that carry a user.")
+    batch_size: int = Field(default=4096, description="Triplets per batch.")
+    seed: int = Field(default=0, description="Seed.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=MODEL_KINDS,
+    owners=["team:curatornet"],
+    deps=["training_triplets", "resnet50_embeddings", "last_basket_split"],
+    pool="duckdb",
+    description="VBPR (He & McAuley 2016), our PyTorch implementation, trained with BPR on the same training triplets.",
+)
+def vbpr_model(context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        _, features = load_model_features(con)
+        train, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
+        n_users = int(con.execute("SELECT count(*) FROM split.users").fetchone()[0])
+    vbpr_config = VBPRConfig(**config.model_dump())
+    started = time.perf_counter()
+    model = train_vbpr(features, train, n_users, vbpr_config, context.log.info)
+    row = pd.DataFrame(
+        [
+            {
+                "model_id": f"vbpr_lambda_{format_lambda(config.l2_lambda)}",
+                "l2_lambda": float(config.l2_lambda),
+                "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "training_seconds": float(time.perf_counter() - started),
+                "skipped_one_item_triplets": int(model.skipped_triplets),
+                "config": json.dumps(config.model_dump()),
+                "lineage": json.dumps(_upstream_lineage(context, ["training_triplets", "resnet50_embeddings"])),
+                "weights": model.to_bytes(),
+            }
+        ]
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"model.vbpr_models": row}, {"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}})
+        metadata = table_metadata(con, "model.vbpr_models")
+    return dg.MaterializeResult(metadata={**metadata, "skipped_one_item_triplets": int(model.skipped_triplets)})
+
+
+def load_curatornet_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
+    require_table(con, "model.curatornet_models", "curatornet_model")
+    models = read_frame(
+        con, "SELECT model_id, variant, l2_lambda, weights FROM model.curatornet_models ORDER BY variant, l2_lambda"
+    )
+    if models.empty:
+        raise RuntimeError("model.curatornet_models is empty: materialize curatornet_model first")
+    return models
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "item_embeddings",
+            group_name=GROUP,
+            kinds={"pytorch", "duckdb"},
+            owners=["team:curatornet"],
+            deps=["curatornet_model", "curatornet_random_sampling_model", "resnet50_embeddings"],
+            description="The 200-d CuratorNet item vector of every artwork, per trained model (model.item_embeddings).",
+        ),
+        dg.AssetSpec(
+            "user_vectors",
+            group_name=GROUP,
+            kinds={"pytorch", "duckdb"},
+            owners=["team:curatornet"],
+            deps=["curatornet_model", "curatornet_random_sampling_model", "last_basket_split"],
+            description="The 200-d CuratorNet user vector of every evaluation user (training profile), per model.",
+        ),
+    ],
+    pool="duckdb",
+)
+def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    with duckdb.get_connection() as con:
+        _, features = load_model_features(con)
+        models = load_curatornet_models(con)
+        artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
+        transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
+    users = evaluation_users(artworks, transactions)
+    item_frames, user_frames = [], []
+    for row in models.itertuples():
+        model = model_from_bytes(bytes(row.weights))
+        item_vecs = model.embed_catalogue(features)
+        item_frames.append(
+            pd.DataFrame(
+                {"model_id": row.model_id, "artwork_idx": artworks["artwork_idx"], "artwork_id": artworks["artwork_id"],
+                 "vector": vector_column(item_vecs)}
+            )
+        )
+        with torch.no_grad():
+            user_vecs = np.stack(
+                [model.profile_vector(torch.as_tensor(item_vecs[u.profile])).numpy() for u in users]
+                or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
+            ).reshape(len(users), item_vecs.shape[1])
+        user_frames.append(
+            pd.DataFrame({"model_id": row.model_id, "user_id": [u.user_id for u in users], "vector": vector_column(user_vecs)})
+        )
+    dim = len(item_frames[0]["vector"].iloc[0])
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"model.item_embeddings": pd.concat(item_frames, ignore_index=True),
+             "model.user_vectors": pd.concat(user_frames, ignore_index=True)},
+            {"model.item_embeddings": {"vector": f"FLOAT[{dim}]"}, "model.user_vectors": {"vector": f"FLOAT[{dim}]"}},
+        )
+        item_meta = table_metadata(con, "model.item_embeddings")
+        user_meta = table_metadata(con, "model.user_vectors")
+    yield dg.MaterializeResult(asset_key="item_embeddings", metadata={**item_meta, "models": models["model_id"].tolist()})
+    yield dg.MaterializeResult(asset_key="user_vectors", metadata={**user_meta, "n_evaluation_users": len(users)})

@@ -1,0 +1,251 @@
+"""Triplets group: one partition per sampling strategy, their deduplicated union, and the random ablation."""
+
+
+import time
+
+import dagster as dg
+import duckdb as duckdb_module
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from curatornet_pipeline import plots
+from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
+from curatornet_pipeline.core.sampling import (
+    STRATEGIES,
+    STRATEGY_CODES,
+    SamplingBudget,
+    SamplingInputs,
+    StrategySample,
+    sample_random,
+    sample_strategy,
+    triplet_hashes,
+    union_deduplicate,
+)
+from curatornet_pipeline.storage import (
+    PROFILE_CASTS,
+    read_frame,
+    read_triplet_set,
+    read_vectors,
+    replace_partitions,
+    replace_tables,
+    require_table,
+    triplet_frames,
+)
+
+GROUP = "triplets"
+STRATEGY_PARTITIONS = dg.StaticPartitionsDefinition(list(STRATEGIES))
+
+
+class SamplingConfig(dg.Config):
+    total_train_triplets: int = Field(
+        default=120_000,
+        description="Training triplets over the six strategies (split evenly); validation adds 5%. "
+        "Ignored when preset='paper'.",
+    )
+    preset: str = Field(default="", description="'paper' = 10,000,000 training triplets, as in the paper.")
+    validation_fraction: float = Field(default=0.05, description="Validation triplets as a fraction of training.")
+    seed: int = Field(default=0, description="Sampling seed.")
+
+    def budget(self) -> SamplingBudget:
+        if self.preset == "paper":
+            return SamplingBudget.paper()
+        if self.preset:
+            raise ValueError(f"unknown sampling preset {self.preset!r}: use 'paper' or leave it empty")
+        return SamplingBudget(total_train=self.total_train_triplets, validation_fraction=self.validation_fraction)
+
+
+def load_sampling_inputs(con: duckdb_module.DuckDBPyConnection) -> SamplingInputs:
+    """Artists, clusters, PCA vectors and per-user baskets, all on the canonical artwork index."""
+    require_table(con, "split.last_basket_split", "last_basket_split")
+    require_table(con, "features.visual_clusters", "visual_clusters")
+    artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
+    transactions = read_frame(con, "SELECT * FROM split.last_basket_split ORDER BY source_row, artwork_idx")
+    labels = con.execute("SELECT cluster FROM features.visual_clusters ORDER BY artwork_idx").fetchnumpy()["cluster"]
+    pca = read_vectors(con, "SELECT pca FROM features.visual_clusters ORDER BY artwork_idx", "pca")
+    if len(labels) != len(artworks):
+        raise RuntimeError(
+            f"features.visual_clusters has {len(labels)} rows but ingest.raw_artworks has {len(artworks)}: "
+            "re-materialize resnet50_embeddings and visual_clusters"
+        )
+    inputs = SamplingInputs.from_frames(artworks, transactions, labels.astype(np.int32), pca)
+    users = read_frame(con, "SELECT user_id FROM split.users ORDER BY user_idx")["user_id"].tolist()
+    if list(inputs.user_ids) != users:
+        raise RuntimeError("user index of the sampling inputs differs from split.users")
+    return inputs
+
+
+def _sample_metadata(stats: dict) -> dict:
+    metadata = {}
+    for key, value in stats.items():
+        if key == "profile_length_histogram":
+            metadata[key] = dg.MetadataValue.json({str(k): int(v) for k, v in value.items()})
+        elif isinstance(value, (bool, np.bool_)):
+            metadata[key] = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            metadata[key] = int(value)
+        elif isinstance(value, (float, np.floating)):
+            metadata[key] = float(value)
+        elif isinstance(value, (dict, list)):
+            metadata[key] = dg.MetadataValue.json(value)
+        else:
+            metadata[key] = str(value)
+    histogram = {int(k): int(v) for k, v in stats.get("profile_length_histogram", {}).items()}
+    if histogram:
+        lengths = sorted(histogram)
+        metadata["profile_length_plot"] = image_markdown(
+            plots.bar_chart([str(k) for k in lengths], [histogram[k] for k in lengths], "Profile length histogram", "triplets"),
+            "profile lengths",
+        )
+    return metadata
+
+
+def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and validation rows of one strategy, sharing one profile table (ids offset for validation)."""
+    train_rows, train_profiles = triplet_frames(sample.train, triplet_hashes(sample.train), strategy=strategy, split="train")
+    valid_rows, valid_profiles = triplet_frames(
+        sample.validation, triplet_hashes(sample.validation), strategy=strategy, split="validation"
+    )
+    offset = sample.train.n_profiles
+    valid_rows["profile_id"] += offset
+    valid_profiles["profile_id"] += offset
+    return pd.concat([train_rows, valid_rows], ignore_index=True), pd.concat(
+        [train_profiles, valid_profiles], ignore_index=True
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["last_basket_split", "visual_clusters"],
+    partitions_def=STRATEGY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="duckdb",
+    description=(
+        "Training and validation triplets (profile, positive, negative) of one sampling strategy of the paper per "
+        "partition. Stored as integer columns plus a profiles table (triplets.profiles)."
+    ),
+)
+def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    budget = config.budget()
+    with duckdb.get_connection() as con:
+        inputs = load_sampling_inputs(con)
+    for strategy in context.partition_keys:
+        started = time.perf_counter()
+        context.log.info(
+            f"sampling {strategy}: {budget.per_strategy_train()} train + {budget.per_strategy_validation()} validation"
+        )
+        sample = sample_strategy(strategy, inputs, budget, seed=config.seed)
+        rows, profiles = _sample_frames(sample, strategy)
+        with duckdb.get_connection() as con:
+            replace_partitions(
+                con,
+                {"triplets.triplets": rows, "triplets.profiles": profiles},
+                key_column="strategy",
+                key_values=[strategy],
+                casts={"triplets.profiles": PROFILE_CASTS},
+            )
+        seconds = time.perf_counter() - started
+        context.log.info(f"{strategy}: {len(sample.train)} train, {len(sample.validation)} validation in {seconds:.1f}s")
+        context.add_asset_metadata(
+            {**_sample_metadata(sample.stats), "seconds": float(seconds)}, partition_key=strategy
+        )
+    with duckdb.get_connection() as con:
+        return dg.MaterializeResult(metadata=table_metadata(con, "triplets.triplets"))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["triplets"],
+    pool="duckdb",
+    description=(
+        "The six strategies' triplets unioned and deduplicated by a hash of (profile, positive, negative) in one "
+        "hash space over strategies and over train/validation: no validation triplet repeats a training one."
+    ),
+)
+def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    samples = []
+    with duckdb.get_connection() as con:
+        require_table(con, "triplets.triplets", "triplets")
+        present = set(read_frame(con, "SELECT DISTINCT strategy FROM triplets.triplets")["strategy"])
+        missing = [s for s in STRATEGIES if s not in present]
+        if missing:
+            raise RuntimeError(f"triplets partitions not materialized yet: {', '.join(missing)}")
+        for strategy in STRATEGIES:
+            parts = {}
+            for split in ("train", "validation"):
+                ts, _ = read_triplet_set(
+                    con,
+                    "triplets.triplets",
+                    "triplets.profiles",
+                    where="strategy = ? AND split = ?",
+                    params=[strategy, split],
+                    profile_where="strategy = ?",
+                    profile_params=[strategy],
+                )
+                parts[split] = ts
+            samples.append(StrategySample(strategy=strategy, train=parts["train"], validation=parts["validation"], stats={}))
+    train, validation, train_codes, valid_codes, stats = union_deduplicate(samples)
+    names_by_code = {code: name for name, code in STRATEGY_CODES.items()}
+    codes = np.array([names_by_code[c] for c in range(max(names_by_code) + 1)])
+    train_rows, profiles = triplet_frames(train, triplet_hashes(train), split="train")
+    valid_rows, _ = triplet_frames(validation, triplet_hashes(validation), split="validation")
+    train_rows.insert(1, "strategy", codes[train_codes])
+    valid_rows.insert(1, "strategy", codes[valid_codes])
+    rows = pd.concat([train_rows, valid_rows], ignore_index=True)
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"triplets.training_triplets": rows, "triplets.training_profiles": profiles},
+            {"triplets.training_profiles": PROFILE_CASTS},
+        )
+        metadata = table_metadata(con, "triplets.training_triplets")
+        per_strategy = read_frame(
+            con,
+            "SELECT strategy, split, count(*) AS n FROM triplets.training_triplets GROUP BY ALL ORDER BY ALL",
+        )
+    context.log.info(f"union: {len(train)} train, {len(validation)} validation triplets")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            **_sample_metadata(stats),
+            "n_train": int(len(train)),
+            "n_validation": int(len(validation)),
+            "per_strategy": dg.MetadataValue.json(
+                {f"{r.strategy}/{r.split}": int(r.n) for r in per_strategy.itertuples()}
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    owners=["team:curatornet"],
+    deps=["last_basket_split", "visual_clusters"],
+    pool="duckdb",
+    description=(
+        "The paper's ablation (Figure 3): positive = a random profile item, negative uniform over items outside "
+        "the profile; same total budget and deduplication as the six strategies."
+    ),
+)
+def random_triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        inputs = load_sampling_inputs(con)
+    started = time.perf_counter()
+    sample = sample_random(inputs, config.budget(), seed=config.seed)
+    rows, profiles = _sample_frames(sample, "random")
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"triplets.random_triplets": rows, "triplets.random_profiles": profiles},
+            {"triplets.random_profiles": PROFILE_CASTS},
+        )
+        metadata = table_metadata(con, "triplets.random_triplets")
+    return dg.MaterializeResult(
+        metadata={**metadata, **_sample_metadata(sample.stats), "seconds": float(time.perf_counter() - started)}
+    )

@@ -1,0 +1,141 @@
+"""Checks on the ingested tables, embeddings, split and clusters."""
+
+
+import dagster as dg
+import numpy as np
+from dagster_duckdb import DuckDBResource
+
+from curatornet_pipeline.storage import read_vectors
+
+
+def _count(duckdb: DuckDBResource, sql: str) -> int:
+    with duckdb.get_connection() as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+@dg.asset_check(asset="raw_artworks", blocking=True, description="Every artwork id appears exactly once.")
+def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    duplicates = _count(
+        duckdb, "SELECT count(*) FROM (SELECT artwork_id FROM ingest.raw_artworks GROUP BY 1 HAVING count(*) > 1)"
+    )
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": duplicates})
+
+
+@dg.asset_check(
+    asset="raw_transactions", blocking=True, description="Every purchased artwork exists in the catalogue."
+)
+def purchases_in_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    unknown = _count(
+        duckdb,
+        "SELECT count(*) FROM ingest.raw_transactions t ANTI JOIN ingest.raw_artworks a USING (artwork_id)",
+    )
+    return dg.AssetCheckResult(passed=unknown == 0, metadata={"unknown_artwork_rows": unknown})
+
+
+@dg.asset_check(
+    asset="resnet50_embeddings",
+    blocking=True,
+    description="Every artwork has exactly one finite 2048-d embedding.",
+)
+def one_finite_embedding_per_artwork(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        missing = int(
+            con.execute(
+                "SELECT count(*) FROM ingest.raw_artworks a ANTI JOIN features.resnet50_embeddings e USING (artwork_id)"
+            ).fetchone()[0]
+        )
+        repeated = int(
+            con.execute(
+                "SELECT count(*) FROM (SELECT artwork_id FROM features.resnet50_embeddings GROUP BY 1 HAVING count(*) > 1)"
+            ).fetchone()[0]
+        )
+        vectors = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings", "embedding")
+    wrong_width = 0 if vectors.shape[1] == 2048 else len(vectors)
+    non_finite = int((~np.isfinite(vectors)).any(axis=1).sum())
+    return dg.AssetCheckResult(
+        passed=missing == 0 and repeated == 0 and wrong_width == 0 and non_finite == 0,
+        metadata={
+            "artworks_without_embedding": missing,
+            "artworks_with_several": repeated,
+            "rows_not_2048_wide": wrong_width,
+            "rows_with_nan_or_inf": non_finite,
+        },
+    )
+
+
+@dg.asset_check(
+    asset="last_basket_split",
+    blocking=True,
+    description="Every transaction is assigned exactly once, to train or test.",
+)
+def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        raw, labelled, bad_label, missing = con.execute(
+            """
+            SELECT (SELECT count(*) FROM ingest.raw_transactions),
+                   (SELECT count(*) FROM split.last_basket_split),
+                   (SELECT count(*) FROM split.last_basket_split WHERE split NOT IN ('train', 'test') OR split IS NULL),
+                   (SELECT count(*) FROM ingest.raw_transactions r
+                        ANTI JOIN split.last_basket_split s USING (source_row, artwork_id))
+            """
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=raw == labelled and bad_label == 0 and missing == 0,
+        metadata={"raw_rows": int(raw), "split_rows": int(labelled), "bad_labels": int(bad_label), "unassigned": int(missing)},
+    )
+
+
+@dg.asset_check(
+    asset="last_basket_split",
+    blocking=True,
+    description="No item of a user's test basket appears in that user's training rows.",
+)
+def test_items_not_in_training(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    leaks = _count(
+        duckdb,
+        """
+        SELECT count(*) FROM split.last_basket_split t
+        SEMI JOIN split.last_basket_split r
+          ON r.user_id = t.user_id AND r.artwork_id = t.artwork_id AND r.split = 'train'
+        WHERE t.split = 'test'
+        """,
+    )
+    return dg.AssetCheckResult(passed=leaks == 0, metadata={"test_items_also_in_training": leaks})
+
+
+@dg.asset_check(
+    asset="last_basket_split", blocking=True, description="Every test user has at least one training item."
+)
+def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    orphans = _count(
+        duckdb,
+        """
+        SELECT count(DISTINCT user_id) FROM split.last_basket_split t
+        WHERE split = 'test' AND NOT EXISTS (
+            SELECT 1 FROM split.last_basket_split r WHERE r.user_id = t.user_id AND r.split = 'train')
+        """,
+    )
+    return dg.AssetCheckResult(passed=orphans == 0, metadata={"test_users_without_training": orphans})
+
+
+@dg.asset_check(
+    asset="visual_clusters",
+    blocking=True,
+    description="Every artwork has one cluster, and exactly the configured k clusters are used.",
+)
+def clusters_cover_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        uncovered, used, k, out_of_range = con.execute(
+            """
+            SELECT (SELECT count(*) FROM ingest.raw_artworks a ANTI JOIN features.visual_clusters c USING (artwork_idx)),
+                   (SELECT count(DISTINCT cluster) FROM features.visual_clusters),
+                   (SELECT max(n_clusters) FROM features.clustering_runs),
+                   (SELECT count(*) FROM features.visual_clusters
+                      WHERE cluster < 0 OR cluster >= (SELECT max(n_clusters) FROM features.clustering_runs))
+            """
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=uncovered == 0 and used == k and out_of_range == 0,
+        metadata={"artworks_without_cluster": int(uncovered), "clusters_used": int(used), "configured_k": int(k),
+                  "labels_out_of_range": int(out_of_range)},
+    )

@@ -1,0 +1,306 @@
+"""Frozen ResNet50 image features (the 2048-d penultimate layer) and the UGallery embeddings file.
+
+Three kinds of weights are supported and never substituted for one another:
+
+* ``"random"`` — a seeded random initialisation. The demo gallery's images are abstract, so
+  ImageNet semantics add little there, and a seeded init keeps the demo runnable offline.
+* ``"imagenet"`` — torchvision's ``ResNet50_Weights.IMAGENET1K_V2``, fetched through torchvision's
+  own download cache (``$TORCH_HOME/hub/checkpoints``).
+* a path to a local ``state_dict`` file (``.pth``), loaded with ``torch.load(weights_only=True)``.
+
+Preprocessing is the standard ImageNet one: resize the short side to ``image_size * 256 / 224``,
+centre-crop ``image_size``, normalise with the ImageNet mean and std (224 gives resize 256 / crop 224).
+
+``resnet_embeddings.npy`` (UGallery's published form) is a pickled numpy object array of shape
+(N, 2): artwork id, 2048-float vector. Pickles can execute code when loaded, so this module reads
+it with an unpickler that only admits the numpy classes such an array needs, then validates it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision import transforms
+from torchvision.models import ResNet50_Weights, resnet50
+
+from curatornet_pipeline.core.errors import InputDataError
+
+EMBEDDING_DIM = 2048
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_MAX_LISTED = 5
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested backbone weights cannot be obtained (no network, missing file, unknown name)."""
+
+
+def _local_weights_help() -> str:
+    return (
+        "To use ImageNet weights offline: on a machine with internet access download "
+        f"{ResNet50_Weights.IMAGENET1K_V2.url} (for example with "
+        "`python -c \"import torchvision; torchvision.models.resnet50(weights='IMAGENET1K_V2')\"`, "
+        "which stores it under ~/.cache/torch/hub/checkpoints/), copy the .pth file to this machine and pass "
+        "its local path as the weights setting. Or choose weights='random' (seeded random init)."
+    )
+
+
+def build_resnet50_backbone(weights: str, seed: int = 0) -> torch.nn.Module:
+    """Return a ResNet50 feature extractor (``fc`` replaced by identity, eval mode, 2048-d output).
+
+    ``weights`` is ``"random"`` (seeded with ``seed``; the global torch RNG is left untouched),
+    ``"imagenet"`` or a path to a local ``state_dict`` file. Raises :class:`WeightsUnavailableError`
+    when the weights cannot be obtained and :class:`InputDataError` when a local file is unusable.
+    """
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = resnet50(weights=None)
+    elif weights == "imagenet":
+        try:
+            model = resnet50(weights=ResNet50_Weights.IMAGENET1K_V2)
+        except Exception as exc:  # network, proxy, disk or hash failures all mean: not available
+            raise WeightsUnavailableError(
+                f"could not obtain torchvision ResNet50 ImageNet weights ({type(exc).__name__}: {exc}). "
+                + _local_weights_help()
+            ) from exc
+    else:
+        model = _resnet50_from_file(Path(weights))
+    model.fc = torch.nn.Identity()
+    return model.eval()
+
+
+def _resnet50_from_file(path: Path) -> torch.nn.Module:
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"weights must be 'random', 'imagenet' or the path of a local ResNet50 state_dict file; "
+            f"{str(path)!r} is none of these (no such file)."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputDataError(path, f"cannot load as a PyTorch state_dict ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputDataError(path, "expected a state_dict (a mapping of parameter names to tensors) of torchvision's resnet50")
+    model = resnet50(weights=None)
+    expected = set(model.state_dict())
+    # A backbone saved with its classifier already removed lacks fc.*, which we drop anyway.
+    missing = sorted(expected - set(state) - {"fc.weight", "fc.bias"})
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise InputDataError(
+            path,
+            f"not a torchvision resnet50 state_dict: {len(missing)} missing keys {missing[:_MAX_LISTED]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:_MAX_LISTED]}",
+        )
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise InputDataError(path, f"parameter shapes do not match torchvision's resnet50: {exc}") from exc
+    return model
+
+
+def image_transform(image_size: int = 224) -> Callable[[Image.Image], torch.Tensor]:
+    """ImageNet preprocessing scaled to ``image_size`` (resize ``image_size*256/224``, centre crop, normalise)."""
+    return transforms.Compose(
+        [
+            transforms.Resize(round(image_size * 256 / 224)),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when present; asking for ``"cuda"`` without a GPU is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    return torch.device(device)
+
+
+def _load_image(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now, so a truncated file fails here with its name
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputDataError(path, f"image cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    return transform(rgb)
+
+
+def embed_images(
+    paths: Sequence[Path],
+    model: torch.nn.Module,
+    image_size: int = 224,
+    batch_size: int = 64,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Embed images in order; returns float32 (len(paths), 2048).
+
+    ``progress(done, total)`` is called after every batch. An image that does not decode raises
+    :class:`InputDataError` naming the file.
+    """
+    target = resolve_device(device)
+    transform = image_transform(image_size)
+    model = model.to(target).eval()
+    total = len(paths)
+    out = np.empty((total, EMBEDDING_DIM), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, total, batch_size):
+            batch_paths = paths[start : start + batch_size]
+            batch = torch.stack([_load_image(Path(p), transform) for p in batch_paths]).to(target)
+            features = model(batch).float().cpu().numpy()
+            if features.shape[1:] != (EMBEDDING_DIM,):
+                raise ValueError(f"model returned features of shape {features.shape[1:]}, expected ({EMBEDDING_DIM},)")
+            out[start : start + len(batch_paths)] = features
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(bad):
+        raise RuntimeError(f"ResNet50 produced non-finite features for {len(bad)} images, e.g. {paths[int(bad[0])]}")
+    return out
+
+
+def validate_embedding_matrix(emb: np.ndarray, source: str) -> None:
+    """Check that ``emb`` is a finite numeric (N, 2048) matrix; the error names ``source`` and the row."""
+    if not isinstance(emb, np.ndarray) or emb.ndim != 2 or emb.shape[1] != EMBEDDING_DIM:
+        shape = getattr(emb, "shape", None)
+        raise InputDataError(source, f"embeddings must be a (N, {EMBEDDING_DIM}) array, got shape {shape}")
+    if not np.issubdtype(emb.dtype, np.number):
+        raise InputDataError(source, f"embeddings must be numeric, got dtype {emb.dtype}")
+    bad = np.flatnonzero(~np.isfinite(emb).all(axis=1))
+    if len(bad):
+        raise InputDataError(
+            source,
+            f"embedding row {int(bad[0])} contains NaN or infinite values ({len(bad)} such rows)",
+            row=int(bad[0]),
+        )
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admits only what a pickled numpy object array of strings and float vectors refers to."""
+
+    _ALLOWED = {
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 2 era pickles store raw bytes
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
+        # numpy 1.x wrote "numpy.core.*"; numpy 2 moved those to "numpy._core.*".
+        canonical = "numpy._core" + module[len("numpy.core") :] if module.startswith("numpy.core") else module
+        if (canonical, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a numpy array")
+        return super().find_class(canonical, name)
+
+
+def _read_npy_object_array(path: Path) -> np.ndarray:
+    """Read a .npy file; object arrays go through the restricted unpickler instead of ``np.load``."""
+    if not path.is_file():
+        raise InputDataError(path, "file not found")
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise InputDataError(path, f"unsupported .npy format version {version}")
+            if not dtype.hasobject:
+                raise InputDataError(
+                    path,
+                    f"expected an object array of shape (N, 2) holding [artwork id, {EMBEDDING_DIM}-d vector], "
+                    f"got dtype {dtype} shape {shape}",
+                )
+            array = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+    except InputDataError:
+        raise
+    except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, ImportError, OSError) as exc:
+        raise InputDataError(path, f"not a readable .npy embeddings file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
+        raise InputDataError(path, f"array payload does not match its header shape {shape}")
+    return array
+
+
+def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
+    """Load ``resnet_embeddings.npy`` and return float32 (len(artwork_ids), 2048) rows in ``artwork_ids`` order.
+
+    The file is untrusted: it must be an (N, 2) object array of [str id, 2048 finite floats]; every
+    catalogue artwork needs exactly one row and no row may name an artwork outside the catalogue.
+    Errors name the file and the array index (0-based) of the offending entry.
+    """
+    path = Path(path)
+    array = _read_npy_object_array(path)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise InputDataError(path, f"expected shape (N, 2) [artwork id, vector], got {array.shape}")
+    n = array.shape[0]
+    ids: list[str] = []
+    vectors = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
+    first_index: dict[str, int] = {}
+    for i in range(n):
+        raw_id, raw_vec = array[i, 0], array[i, 1]
+        if not isinstance(raw_id, str) or not raw_id:
+            raise InputDataError(path, f"array index {i}: artwork id must be a non-empty string, got {raw_id!r}", row=i)
+        artwork_id = str(raw_id)
+        if artwork_id in first_index:
+            raise InputDataError(
+                path,
+                f"array index {i}: artwork id {artwork_id!r} already has a vector at index {first_index[artwork_id]}",
+                row=i,
+            )
+        first_index[artwork_id] = i
+        try:
+            vec = np.asarray(raw_vec, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputDataError(path, f"array index {i} ({artwork_id!r}): vector is not numeric ({exc})", row=i) from None
+        if vec.ndim != 1 or vec.shape[0] != EMBEDDING_DIM:
+            raise InputDataError(
+                path,
+                f"array index {i} ({artwork_id!r}): vector has shape {vec.shape}, expected ({EMBEDDING_DIM},)",
+                row=i,
+            )
+        vec32 = vec.astype(np.float32)
+        if not np.isfinite(vec32).all():
+            raise InputDataError(
+                path, f"array index {i} ({artwork_id!r}): vector contains NaN or infinite values", row=i
+            )
+        ids.append(artwork_id)
+        vectors[i] = vec32
+    wanted = list(artwork_ids)
+    missing = [a for a in wanted if a not in first_index]
+    if missing:
+        raise InputDataError(
+            path, f"{len(missing)} catalogue artworks have no embedding, e.g. {missing[:_MAX_LISTED]}"
+        )
+    extra = sorted(set(ids) - set(wanted))
+    if extra:
+        raise InputDataError(
+            path, f"{len(extra)} embeddings belong to artworks not in the catalogue, e.g. {extra[:_MAX_LISTED]}"
+        )
+    order = np.fromiter((first_index[a] for a in wanted), dtype=np.int64, count=len(wanted))
+    return vectors[order]
+
+
+def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray) -> None:
+    """Write ``emb`` (rows aligned with ``artwork_ids``) in UGallery's (N, 2) object-array format."""
+    validate_embedding_matrix(emb, str(path))
+    if len(artwork_ids) != emb.shape[0]:
+        raise ValueError(f"{len(artwork_ids)} ids for {emb.shape[0]} embedding rows")
+    array = np.empty((len(artwork_ids), 2), dtype=object)
+    for i, artwork_id in enumerate(artwork_ids):
+        array[i, 0] = str(artwork_id)
+        array[i, 1] = np.asarray(emb[i], dtype=np.float32)
+    np.save(Path(path), array, allow_pickle=True)

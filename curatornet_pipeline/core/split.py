@@ -1,0 +1,106 @@
+"""The paper's "last basket" train/test split (SPEC 3 item 3).
+
+For every user with two or more baskets, the items of their last basket are held out as the test set;
+everything else is training data. Users with a single basket are train-only.
+
+"Last" means the latest basket timestamp. Two baskets of one user with the same timestamp are ordered
+by ``basket_id`` (the larger id counts as later): ingestion numbers baskets in source order, so the
+basket written later in the source file is the one held out, and the choice is deterministic.
+A basket's timestamp is the latest ``purchase_timestamp`` among its rows (all rows of a basket
+normally share one timestamp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPLIT_COLUMN = "split"
+TRAIN = "train"
+TEST = "test"
+
+_REQUIRED_COLUMNS = ("user_id", "basket_id", "purchase_timestamp")
+
+
+def _check_transactions(transactions: pd.DataFrame) -> None:
+    missing = [c for c in _REQUIRED_COLUMNS if c not in transactions.columns]
+    if missing:
+        raise ValueError(f"transactions frame lacks column(s) {missing}; it has {list(transactions.columns)}")
+    missing_time = transactions["purchase_timestamp"].isna().to_numpy()
+    if missing_time.any():
+        first = int(np.flatnonzero(missing_time)[0])
+        raise ValueError(
+            f"transactions: {int(missing_time.sum())} row(s) have no purchase_timestamp "
+            f"(first at position {first}, basket_id {transactions['basket_id'].iloc[first]}); "
+            "the last basket of a user cannot be determined"
+        )
+    users_per_basket = transactions.groupby("basket_id", sort=False)["user_id"].nunique()
+    shared = users_per_basket[users_per_basket > 1]
+    if len(shared):
+        raise ValueError(
+            f"transactions: basket_id {shared.index[0]} belongs to {int(shared.iloc[0])} users; "
+            "a basket_id must identify one purchase session of one user"
+        )
+
+
+def order_baskets(transactions: pd.DataFrame) -> pd.DataFrame:
+    """One row per basket, in per-user time order.
+
+    Returns columns ``user_id``, ``basket_id``, ``basket_timestamp`` (latest row timestamp),
+    ``basket_rank`` (0 = the user's oldest basket; ties on timestamp broken by ``basket_id``) and
+    ``n_user_baskets``. Sorted by ``user_id`` then ``basket_rank``.
+    """
+    _check_transactions(transactions)
+    baskets = (
+        transactions.groupby("basket_id", sort=False)
+        .agg(user_id=("user_id", "first"), basket_timestamp=("purchase_timestamp", "max"))
+        .reset_index()
+    )
+    baskets = baskets.sort_values(["user_id", "basket_timestamp", "basket_id"], kind="stable").reset_index(drop=True)
+    baskets["basket_rank"] = baskets.groupby("user_id", sort=False).cumcount().astype(np.int64)
+    baskets["n_user_baskets"] = baskets.groupby("user_id", sort=False)["basket_id"].transform("size").astype(np.int64)
+    return baskets[["user_id", "basket_id", "basket_timestamp", "basket_rank", "n_user_baskets"]]
+
+
+def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``split`` column ("train"/"test") to ``transactions`` by the last-basket rule.
+
+    Every input row is kept exactly once, in its original order and with its original index. All rows
+    of a user's last basket are "test" when that user has two or more baskets; all other rows are
+    "train". Ties between baskets with equal timestamps are broken by the larger ``basket_id``.
+    """
+    baskets = order_baskets(transactions)
+    is_last = (baskets["basket_rank"] == baskets["n_user_baskets"] - 1) & (baskets["n_user_baskets"] >= 2)
+    test_basket_ids = baskets.loc[is_last, "basket_id"].to_numpy()
+    out = transactions.copy()
+    is_test = out["basket_id"].isin(test_basket_ids).to_numpy()
+    out[SPLIT_COLUMN] = np.where(is_test, TEST, TRAIN).astype(object)
+    return out
+
+
+def split_summary(split_df: pd.DataFrame) -> dict:
+    """Counts describing a split frame (for asset metadata and logs); all values are plain Python numbers."""
+    if SPLIT_COLUMN not in split_df.columns:
+        raise ValueError("split_summary needs the 'split' column produced by last_basket_split")
+    is_test = (split_df[SPLIT_COLUMN] == TEST).to_numpy()
+    baskets_per_user = split_df.groupby("user_id")["basket_id"].nunique()
+    test = split_df.loc[is_test]
+    test_basket_sizes = test.groupby("basket_id").size()
+    train_users = split_df.loc[~is_test, "user_id"].nunique()
+    n_users = int(len(baskets_per_user))
+    n_test_users = int(test["user_id"].nunique())
+    return {
+        "n_rows": int(len(split_df)),
+        "n_train_rows": int((~is_test).sum()),
+        "n_test_rows": int(is_test.sum()),
+        "n_users": n_users,
+        "n_train_users": int(train_users),
+        "n_test_users": n_test_users,
+        "n_single_basket_users": int((baskets_per_user == 1).sum()),
+        "fraction_single_basket_users": float((baskets_per_user == 1).mean()) if n_users else 0.0,
+        "n_baskets": int(split_df["basket_id"].nunique()),
+        "n_test_baskets": int(len(test_basket_sizes)),
+        "mean_test_basket_size": float(test_basket_sizes.mean()) if len(test_basket_sizes) else 0.0,
+        "mean_baskets_per_user": float(baskets_per_user.mean()) if n_users else 0.0,
+        "n_test_distinct_artworks": int(test["artwork_idx"].nunique()) if "artwork_idx" in test else 0,
+    }

@@ -1,0 +1,45 @@
+"""The Dagster code location: assets, checks, jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from curatornet_pipeline.assets import evaluation, features, ingest, model, split, triplets
+from curatornet_pipeline.checks import evaluation as evaluation_checks
+from curatornet_pipeline.checks import foundation as foundation_checks
+from curatornet_pipeline.checks import triplets as triplet_checks
+from curatornet_pipeline.jobs import full_refresh_job
+from curatornet_pipeline.resources import default_resources
+
+ALL_ASSETS = [
+    ingest.source_files,
+    ingest.raw_tables,
+    features.resnet50_embeddings,
+    features.visual_clusters,
+    split.last_basket_split,
+    triplets.triplets,
+    triplets.training_triplets,
+    triplets.random_triplets,
+    model.curatornet_model,
+    model.curatornet_random_sampling_model,
+    model.vbpr_model,
+    model.item_and_user_vectors,
+    evaluation.evaluate,
+    evaluation.metric_table,
+    evaluation.recommendation_gallery,
+]
+
+ALL_CHECKS = dg.load_asset_checks_from_modules([foundation_checks, triplet_checks, evaluation_checks])
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """The code location; tests pass their own resources (temporary DuckDB file, tiny demo gallery)."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[full_refresh_job],
+        resources=resources if resources is not None else default_resources(),
+    )
+
+
+defs = build_definitions()

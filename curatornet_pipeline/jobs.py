@@ -1,0 +1,24 @@
+"""The job that refreshes the whole graph in one run, and the tags that make it cover all six strategies."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from curatornet_pipeline.core.sampling import STRATEGIES
+
+FULL_REFRESH_JOB = "curatornet_full_refresh"
+
+# The triplets asset has a single-run backfill policy, so one run can materialize all six partitions
+# together with the unpartitioned assets around them.
+ALL_STRATEGIES_TAGS = {
+    "dagster/asset_partition_range_start": STRATEGIES[0],
+    "dagster/asset_partition_range_end": STRATEGIES[-1],
+}
+
+full_refresh_job = dg.define_asset_job(
+    FULL_REFRESH_JOB,
+    selection=dg.AssetSelection.all(),
+    description="Refresh everything downstream of the source data: ingest, split, clusters, triplets, training, "
+    "embeddings, evaluation (all six triplet partitions in the same run).",
+    tags=ALL_STRATEGIES_TAGS,
+)

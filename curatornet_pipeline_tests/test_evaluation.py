@@ -1,0 +1,204 @@
+"""Evaluation protocol: candidate sets, baseline scorers, per-user metrics and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from curatornet_pipeline.core.evaluation import (
+    CATALOGUE_PROTOCOL,
+    INVENTORY_PROTOCOL,
+    PAPER_TABLE_2,
+    EvaluationUser,
+    aggregate_table,
+    candidate_items,
+    curatornet_scorer,
+    curatornet_scores,
+    evaluate_methods,
+    evaluation_users,
+    method_label,
+    oracle_scorer,
+    random_scorer,
+    random_scores,
+    side_by_side_markdown,
+    visrank_scorer,
+    visrank_scores,
+)
+from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
+
+DAY = pd.Timestamp("2020-01-01")
+
+
+def day(d: float) -> pd.Timestamp:
+    return DAY + pd.Timedelta(days=d)
+
+
+def mini_catalogue(upload_days=(0, 0, 0, 0, 0, 0, 10, 30)) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "artwork_idx": np.arange(8),
+            "artwork_id": [f"a{i}" for i in range(8)],
+            "artist_id": ["x"] * 8,
+            "upload_timestamp": pd.to_datetime([day(d) if d is not None else pd.NaT for d in upload_days]),
+            "source_row": np.arange(1, 9),
+        }
+    )
+
+
+def mini_transactions() -> pd.DataFrame:
+    # u1: a0 on day 5, held-out a2 on day 20.  u2: a1+a3 on day 8, held-out a4 on day 25.
+    # u3 buys a3 again on day 12 (so a3 is a reproducible print); u4 buys one-of-a-kind a5 on day 22.
+    rows = [
+        ("u1", 1, 5, 0, "train"),
+        ("u2", 2, 8, 1, "train"),
+        ("u2", 2, 8, 3, "train"),
+        ("u3", 5, 12, 3, "train"),
+        ("u1", 3, 20, 2, "test"),
+        ("u4", 6, 22, 5, "train"),
+        ("u2", 4, 25, 4, "test"),
+    ]
+    return pd.DataFrame(
+        {
+            "user_id": [r[0] for r in rows],
+            "basket_id": [r[1] for r in rows],
+            "purchase_timestamp": [day(r[2]) for r in rows],
+            "artwork_id": [f"a{r[3]}" for r in rows],
+            "artwork_idx": [r[3] for r in rows],
+            "source_row": np.arange(1, len(rows) + 1),
+            "split": [r[4] for r in rows],
+        }
+    )
+
+
+def test_candidates_are_the_inventory_at_the_basket_time():
+    sets = candidate_items(mini_catalogue(), mini_transactions())
+    assert sorted(sets) == ["u1", "u2"]  # users with a held-out basket only
+    u1 = sets["u1"]
+    # a0: own profile (and sold). a1: one-of-a-kind sold on day 8. a7: uploaded on day 30, after day 20.
+    # a3 is a print (bought twice): still available. a4, a5 are sold only later: still available.
+    assert u1.candidates.tolist() == [2, 3, 4, 5, 6]
+    assert u1.relevant.tolist() == [2]
+    assert u1.protocol == INVENTORY_PROTOCOL
+    u2 = sets["u2"]
+    # Day 25: a0, a1, a2, a5 sold before; a1, a3 in the profile; a7 not uploaded yet.
+    assert u2.candidates.tolist() == [4, 6]
+    assert u2.relevant.tolist() == [4]
+
+
+def test_profiles_are_training_items_in_purchase_order():
+    users = {u.user_id: u for u in evaluation_users(mini_catalogue(), mini_transactions())}
+    assert users["u2"].profile.tolist() == [1, 3]
+    assert users["u1"].profile.tolist() == [0]
+
+
+def test_without_upload_times_the_candidates_are_the_catalogue_minus_the_profile():
+    sets = candidate_items(mini_catalogue(upload_days=[None] * 8), mini_transactions())
+    assert sets["u1"].candidates.tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert sets["u2"].candidates.tolist() == [0, 2, 4, 5, 6, 7]
+    assert sets["u1"].protocol == CATALOGUE_PROTOCOL
+
+
+def test_unknown_upload_times_count_as_available_and_late_held_out_items_are_kept_with_a_warning():
+    sets = candidate_items(mini_catalogue(upload_days=(0, 0, 0, 0, 0, 0, 10, None)), mini_transactions())
+    assert 7 in sets["u1"].candidates
+    with pytest.warns(UserWarning, match="1 held-out items"):
+        sets = candidate_items(mini_catalogue(upload_days=(0, 0, 21, 0, 0, 0, 10, 30)), mini_transactions())
+    assert 2 in sets["u1"].candidates
+
+
+def test_reproducible_item_bought_again_in_the_held_out_basket_stays_a_candidate():
+    tx = mini_transactions()
+    tx.loc[tx["user_id"].eq("u2") & tx["split"].eq("test"), ["artwork_idx", "artwork_id"]] = [3, "a3"]
+    sets = candidate_items(mini_catalogue(), tx)
+    assert sets["u2"].relevant.tolist() == [3]
+    assert 3 in sets["u2"].candidates
+
+
+def test_two_held_out_baskets_are_an_error():
+    tx = mini_transactions()
+    tx.loc[0, "split"] = "test"
+    with pytest.raises(ValueError, match="2 held-out baskets"):
+        candidate_items(mini_catalogue(), tx)
+
+
+def many_users(n_users: int, n_items: int = 300, seed: int = 0) -> list[EvaluationUser]:
+    rng = np.random.default_rng(seed)
+    users = []
+    for u in range(n_users):
+        items = rng.permutation(n_items)
+        profile, relevant = items[:3], np.sort(items[3 : 3 + int(rng.integers(1, 4))])
+        candidates = np.sort(items[3 : 3 + int(rng.integers(50, 200))])
+        users.append(EvaluationUser(f"user{u}", profile, candidates, relevant, INVENTORY_PROTOCOL))
+    return users
+
+
+def test_oracle_is_perfect_and_random_is_at_chance():
+    users = many_users(400)
+    per_user, recs = evaluate_methods({"Oracle": oracle_scorer(), "Random": random_scorer(seed=0)}, users)
+    oracle = per_user[per_user["method"] == "Oracle"]
+    for col in ("auc", "recall_at_20", "ndcg_at_20", "recall_at_100", "ndcg_at_100"):
+        assert (oracle[col] == 1.0).all(), col
+    random_auc = per_user.loc[per_user["method"] == "Random", "auc"].mean()
+    assert abs(random_auc - 0.5) < 0.03
+    assert len(recs) == 2 * sum(min(100, len(u.candidates)) for u in users)
+    top = recs[(recs["method"] == "Oracle") & (recs["user_id"] == "user0")]
+    assert top["rank"].tolist()[:3] == [1, 2, 3]
+    assert top["is_hit"].sum() == len(users[0].relevant)
+    assert top["is_hit"].iloc[: len(users[0].relevant)].all()
+
+
+def test_random_scores_are_seeded_per_user_not_per_call_order():
+    candidates = np.arange(50)
+    assert np.array_equal(random_scores(3, "u", candidates), random_scores(3, "u", candidates))
+    assert not np.array_equal(random_scores(3, "u", candidates), random_scores(3, "v", candidates))
+    assert not np.array_equal(random_scores(3, "u", candidates), random_scores(4, "u", candidates))
+
+
+def test_visrank_is_max_cosine_on_raw_embeddings():
+    emb = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 0.0], [0.0, 0.0]])
+    scores = visrank_scores(emb, profile=np.array([0, 1]), candidates=np.array([2, 3, 4]))
+    assert scores == pytest.approx([np.sqrt(0.5), 0.0, 0.0])
+    user = EvaluationUser("u", np.array([0]), np.array([1, 2, 3]), np.array([2]), INVENTORY_PROTOCOL)
+    assert visrank_scorer(emb)(user) == pytest.approx([0.0, np.sqrt(0.5), -1.0])
+
+
+def test_curatornet_scores_are_the_model_dot_products():
+    model = CuratorNet(CuratorNetConfig(input_dim=6, item_dims=(5, 4), user_dims=(4,)), torch.Generator().manual_seed(0))
+    features = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
+    item_vecs = model.embed_catalogue(features)
+    profile, candidates = np.array([1, 4]), np.array([0, 2, 3, 8])
+    with torch.no_grad():
+        x_ui, _ = model.score_triplets(
+            torch.from_numpy(features), torch.tensor([1, 4]), torch.tensor([0, 0]), 1,
+            torch.zeros(4, dtype=torch.long), torch.from_numpy(candidates), torch.from_numpy(candidates),
+        )
+    assert curatornet_scores(model, item_vecs, profile, candidates) == pytest.approx(x_ui.numpy(), abs=1e-5)
+    user = EvaluationUser("u", profile, candidates, np.array([3]), INVENTORY_PROTOCOL)
+    assert curatornet_scorer(model, item_vecs)(user) == pytest.approx(x_ui.numpy(), abs=1e-5)
+
+
+def test_aggregate_table_and_side_by_side_report():
+    users = many_users(30)
+    per_user, _ = evaluate_methods({"Oracle": oracle_scorer(), "Random": random_scorer(1)}, users)
+    assert list(per_user.columns[:11]) == [
+        "method", "user_id", "auc", "precision_at_20", "recall_at_20", "ndcg_at_20",
+        "precision_at_100", "recall_at_100", "ndcg_at_100", "ndcg_authors_at_20", "ndcg_authors_at_100",
+    ]
+    table = aggregate_table(per_user)
+    assert table["method"].tolist() == ["Oracle", "Random"]
+    assert table["n_users"].tolist() == [30, 30]
+    random_rows = per_user[per_user["method"] == "Random"]
+    assert table.loc[1, "recall_at_20"] == pytest.approx(random_rows["recall_at_20"].mean())
+    markdown = side_by_side_markdown(table)
+    assert "| Oracle | 30 | 1.0000 / 1.0000 |" in markdown
+    assert "| CuratorNet (lambda=1e-4) | - | - / 0.7204 |" in markdown
+    assert markdown.count("\n") == 2 + len(PAPER_TABLE_2)  # header, rule, one row per method
+
+
+def test_method_labels_match_the_paper_table():
+    assert method_label("CuratorNet", 1e-4) in set(PAPER_TABLE_2["method"])
+    assert method_label("CuratorNet", 0.0) == "CuratorNet (lambda=0)"
+    assert method_label("VBPR", 2.5e-4) == "VBPR (lambda=2.5e-4)"
+    assert PAPER_TABLE_2.set_index("method").at["VisRank", "auc"] == 0.7151

@@ -1,0 +1,221 @@
+"""CuratorNet training: efficient loss == naive loss, learning, determinism, LR schedule, storage."""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
+from curatornet_pipeline.core.training import (
+    TrainingConfig,
+    batch_loss,
+    gather_batch,
+    model_from_bytes,
+    model_to_bytes,
+    naive_triplet_loss,
+    resolve_device,
+    train_curatornet,
+    training_config_from_bytes,
+    validation_accuracy,
+)
+from curatornet_pipeline.core.triplet_set import TripletSet
+
+TOY_MODEL = CuratorNetConfig(input_dim=16, item_dims=(16, 16), user_dims=(16, 16))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These tensors are tiny: on a shared 2-core machine thread hand-offs cost more than they save (5x)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def toy_problem(seed: int, n_triplets: int, n_groups: int = 4, per_group: int = 10):
+    """Items in visual groups; a profile is drawn from one group, its positive too, its negative elsewhere."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(n_groups, 16))
+    group = np.repeat(np.arange(n_groups), per_group)
+    features = (centers[group] + rng.normal(size=(len(group), 16))).astype(np.float32)
+
+    lengths = rng.integers(1, 6, n_triplets)
+    profile_group = rng.integers(0, n_groups, n_triplets)
+    profile_items = np.concatenate(
+        [g * per_group + rng.integers(0, per_group, n) for g, n in zip(profile_group, lengths)]
+    )
+    negative_group = (profile_group + rng.integers(1, n_groups, n_triplets)) % n_groups
+    ts = TripletSet(
+        profile_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        profile_items=profile_items.astype(np.int32),
+        profile_id=np.arange(n_triplets, dtype=np.int32),
+        positive=(profile_group * per_group + rng.integers(0, per_group, n_triplets)).astype(np.int32),
+        negative=(negative_group * per_group + rng.integers(0, per_group, n_triplets)).astype(np.int32),
+        user_idx=np.full(n_triplets, -1, dtype=np.int32),
+    )
+    return features, ts
+
+
+def shared_profile_triplets(seed: int, n_items: int = 30, n_profiles: int = 12, n_triplets: int = 80) -> TripletSet:
+    """Many triplets per profile, repeated items inside profiles: where dedup matters."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 9, n_profiles)
+    return TripletSet(
+        profile_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        profile_items=rng.integers(0, n_items, lengths.sum()).astype(np.int32),
+        profile_id=rng.integers(0, n_profiles, n_triplets).astype(np.int32),
+        positive=rng.integers(0, n_items, n_triplets).astype(np.int32),
+        negative=rng.integers(0, n_items, n_triplets).astype(np.int32),
+        user_idx=rng.integers(-1, 5, n_triplets).astype(np.int32),
+    )
+
+
+FAST = dict(learning_rate=1e-2, min_learning_rate=1e-5, batch_size=64, max_epochs=4, device="cpu", log_every_batches=0)
+
+
+def test_efficient_loss_and_gradients_equal_the_naive_reference_in_float64():
+    ts = shared_profile_triplets(0)
+    features = np.random.default_rng(1).normal(size=(30, 16))
+    model = CuratorNet(TOY_MODEL, torch.Generator().manual_seed(0)).double()
+    rows = np.random.default_rng(2).permutation(len(ts))[:50]
+    efficient = batch_loss(model, features, ts, rows, l2_lambda=1e-3)
+    naive = naive_triplet_loss(model, features, ts, rows, l2_lambda=1e-3)
+    assert torch.allclose(efficient, naive, rtol=1e-12, atol=1e-12)
+    params = list(model.parameters())
+    for g_eff, g_naive in zip(torch.autograd.grad(efficient, params), torch.autograd.grad(naive, params)):
+        assert torch.allclose(g_eff, g_naive, rtol=1e-9, atol=1e-12)
+
+
+def test_efficient_loss_matches_naive_in_float32_default_model():
+    ts = shared_profile_triplets(3, n_items=40)
+    features = np.random.default_rng(4).normal(size=(40, 2048)).astype(np.float32)
+    model = CuratorNet(generator=torch.Generator().manual_seed(0))
+    rows = np.arange(len(ts))
+    assert torch.allclose(batch_loss(model, features, ts, rows, 1e-4), naive_triplet_loss(model, features, ts, rows, 1e-4), rtol=1e-5)
+
+
+def test_batch_runs_each_tower_once_per_distinct_input():
+    ts = shared_profile_triplets(5)
+    rows = np.arange(len(ts))
+    b = gather_batch(ts, rows)
+    touched = np.concatenate([ts.profile_items[ts.profile_offsets[p] : ts.profile_offsets[p + 1]] for p in np.unique(ts.profile_id)])
+    assert np.array_equal(b.items, np.unique(np.concatenate([touched, ts.positive, ts.negative])))
+    assert b.n_profiles == len(np.unique(ts.profile_id))
+    # The indices reconstruct every triplet exactly.
+    assert np.array_equal(b.items[b.triplet_positive], ts.positive)
+    for t in range(len(ts)):
+        slots = b.items[b.slot_items[b.slot_profile == b.triplet_profile[t]]]
+        assert np.array_equal(slots, ts.profile(ts.profile_id[t]))
+
+
+def test_training_learns_a_visual_preference_problem():
+    features, train = toy_problem(0, 800)
+    _, validation = toy_problem(0, 1000)
+    validation = validation.subset(np.arange(800, 1000))
+    untrained = CuratorNet(TOY_MODEL, torch.Generator().manual_seed(0))  # the initialisation training starts from
+    assert validation_accuracy(untrained, features, validation) < 0.8
+    messages: list[str] = []
+    result = train_curatornet(features, train, validation, TrainingConfig(**FAST), messages.append, TOY_MODEL)
+    history = result.history
+    assert list(history.columns) == ["epoch", "learning_rate", "train_loss", "validation_accuracy", "seconds", "triplets_per_second"]
+    assert len(history) == 4
+    assert history["validation_accuracy"].max() > 0.9
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert result.best_epoch == int(history["epoch"][history["validation_accuracy"].idxmax()])
+    assert validation_accuracy(result.model, features, validation) == pytest.approx(history["validation_accuracy"].max())
+    assert result.device_used == "cpu"
+    assert sum(m.startswith("epoch ") for m in messages) == 4
+
+
+def test_training_is_deterministic_on_cpu():
+    features, train = toy_problem(1, 300)
+    _, validation = toy_problem(2, 60)
+    config = TrainingConfig(**FAST, seed=11)
+    a = train_curatornet(features, train, validation, config, model_config=TOY_MODEL)
+    b = train_curatornet(features, train, validation, config, model_config=TOY_MODEL)
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    cols = ["epoch", "learning_rate", "train_loss", "validation_accuracy"]
+    assert a.history[cols].equals(b.history[cols])
+    c = train_curatornet(features, train, validation, TrainingConfig(**{**FAST, "seed": 12}), model_config=TOY_MODEL)
+    assert not torch.equal(a.model.item_tower[0].weight, c.model.item_tower[0].weight)
+
+
+def test_lr_decays_after_patience_with_a_floor_and_best_checkpoint_is_kept():
+    features, train = toy_problem(3, 200)
+    _, validation = toy_problem(4, 40)
+    # positive == negative makes x_ui == x_uj, so validation accuracy is 0 every epoch: only epoch 1 "improves".
+    validation.negative = validation.positive.copy()
+    config = TrainingConfig(**{**FAST, "max_epochs": 7, "learning_rate": 1e-2, "min_learning_rate": 5e-3})
+    result = train_curatornet(features, train, validation, config, model_config=TOY_MODEL)
+    # Epochs 2 and 3 do not improve -> decay after 3 (0.6 * 1e-2 = 6e-3); epochs 4 and 5 -> after 5, floored at 5e-3.
+    assert result.history["learning_rate"].tolist() == pytest.approx([1e-2, 1e-2, 1e-2, 6e-3, 6e-3, 5e-3, 5e-3])
+    assert result.best_epoch == 1
+    one_epoch = train_curatornet(features, train, validation, TrainingConfig(**{**FAST, "max_epochs": 1}), model_config=TOY_MODEL)
+    for pa, pb in zip(result.model.parameters(), one_epoch.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_bad_triplets_and_configs_are_rejected():
+    features, train = toy_problem(0, 20)
+    bad = train.subset(np.arange(20))
+    bad.positive = bad.positive.copy()
+    bad.positive[3] = len(features)
+    with pytest.raises(ValueError, match="positive outside"):
+        train_curatornet(features, bad, train, TrainingConfig(**FAST), model_config=TOY_MODEL)
+    with pytest.raises(ValueError, match="validation"):
+        train_curatornet(features, train, train.subset(np.arange(0)), TrainingConfig(**FAST), model_config=TOY_MODEL)
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainingConfig(lr_decay=1.5)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_model_bytes_round_trip():
+    model = CuratorNet(TOY_MODEL, torch.Generator().manual_seed(5))
+    config = TrainingConfig(l2_lambda=1e-3, seed=9)
+    blob = model_to_bytes(model, config)
+    loaded = model_from_bytes(blob)
+    assert loaded.config == TOY_MODEL
+    assert training_config_from_bytes(blob) == config
+    for pa, pb in zip(model.parameters(), loaded.parameters()):
+        assert torch.equal(pa, pb)
+    with pytest.raises(ValueError, match="not a CuratorNet"):
+        bad = io.BytesIO()
+        torch.save({"format": "something else"}, bad)
+        model_from_bytes(bad.getvalue())
+
+
+CALLS: list[str] = []
+
+
+def _record_call() -> None:
+    CALLS.append("executed")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (_record_call, ())
+
+
+def test_loading_a_tampered_blob_never_executes_code():
+    buffer = io.BytesIO()
+    torch.save({"format": "curatornet-state-v1", "state_dict": _Exploit()}, buffer)
+    # A plain unpickler would run _record_call; weights_only loading must refuse instead.
+    pickle.loads(pickle.dumps(_Exploit()))
+    assert CALLS == ["executed"]
+    with pytest.raises(pickle.UnpicklingError):
+        model_from_bytes(buffer.getvalue())
+    assert CALLS == ["executed"]

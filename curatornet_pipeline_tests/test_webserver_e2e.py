@@ -1,0 +1,200 @@
+"""End to end through the real web UI stack: `dagster dev` (webserver + daemon + code server) on a temporary
+instance, the whole graph launched and read back over GraphQL, then everything shut down.
+
+This is what a user does with `make ui`: the code location must load in the server, the queued run must be
+picked up by the daemon and succeed, every asset check must have passed, the UI must show the schedule and
+sensor running and the model's freshness, and the DuckDB file must hold the tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from curatornet_pipeline import automation
+from curatornet_pipeline.definitions import build_definitions
+from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
+from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.processes import (
+    VENV_BIN,
+    free_port,
+    log_tail,
+    make_dagster_home,
+    pipeline_env,
+    start_in_new_session,
+    stop_session,
+)
+
+SERVER_DEADLINE_S = 150
+RUN_DEADLINE_S = 300
+FRESHNESS_DEADLINE_S = 60
+# A cron that cannot fire during the test (1 January, 03:00), so the only run is the one launched here.
+QUIET_CRON = "0 3 1 1 *"
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries {
+    name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+AUTOMATION_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    schedules { name cronSchedule scheduleState { status } }
+    sensors { name sensorState { status } } } } } }
+"""
+ASSETS_QUERY = """
+{ assetNodes {
+    assetKey { path } groupName
+    assetMaterializations(limit: 1) { runId }
+    assetChecksOrError { __typename ... on AssetChecks { checks {
+        name executionForLatestMaterialization { runId status } } } }
+    internalFreshnessPolicy { __typename }
+    freshnessStatusInfo { freshnessStatus } } }
+"""
+RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status jobName } } } }"
+FAILURES_QUERY = """
+query ($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+    __typename ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message } } } } }
+"""
+KEY_TABLES = [
+    "ingest.raw_artworks",
+    "ingest.raw_transactions",
+    "features.resnet50_embeddings",
+    "features.visual_clusters",
+    "split.last_basket_split",
+    "triplets.training_triplets",
+    "model.curatornet_models",
+    "model.item_embeddings",
+    "evaluation.recommendations",
+    "evaluation.metric_table",
+]
+
+
+class UI:
+    """The GraphQL endpoint of the running webserver."""
+
+    def __init__(self, port: int):
+        self.url = f"http://127.0.0.1:{port}/graphql"
+        self.client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=30)
+
+    def query(self, text: str, variables: dict | None = None) -> dict:
+        response = requests.post(self.url, json={"query": text, "variables": variables or {}}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+def wait_for_code_location(ui: UI, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_DEADLINE_S
+    while True:
+        assert server.poll() is None, f"dagster dev exited with {server.returncode}:\n{log_tail(log)}"
+        assert time.monotonic() < deadline, f"code location not loaded after {SERVER_DEADLINE_S}s:\n{log_tail(log)}"
+        try:
+            workspace = ui.query(WORKSPACE_QUERY)["workspaceOrError"]
+        except (requests.ConnectionError, requests.Timeout):
+            time.sleep(1)
+            continue
+        entries = workspace.get("locationEntries", [])
+        if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            [entry] = entries
+            loaded = entry["locationOrLoadError"]
+            assert loaded["__typename"] == "RepositoryLocation", f"code location failed to load: {loaded}"
+            return
+        time.sleep(1)
+
+
+def wait_for_run(ui: UI, run_id: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + RUN_DEADLINE_S
+    while True:
+        status = ui.client.get_run_status(run_id)
+        if status == dg.DagsterRunStatus.SUCCESS:
+            return
+        if status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            events = ui.query(FAILURES_QUERY, {"runId": run_id})["logsForRun"]["events"]
+            failures = [e for e in events if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")]
+            pytest.fail(f"run {run_id} ended {status}: {failures}")
+        assert server.poll() is None, f"dagster dev died during the run:\n{log_tail(log)}"
+        assert time.monotonic() < deadline, f"run {run_id} still {status} after {RUN_DEADLINE_S}s:\n{log_tail(log)}"
+        time.sleep(2)
+
+
+def wait_for_fresh_model(ui: UI) -> list[dict]:
+    """Asset nodes with a freshness policy, once the freshness daemon has evaluated them all."""
+    deadline = time.monotonic() + FRESHNESS_DEADLINE_S
+    while True:
+        nodes = [n for n in ui.query(ASSETS_QUERY)["assetNodes"] if n["internalFreshnessPolicy"]]
+        statuses = {n["freshnessStatusInfo"]["freshnessStatus"] for n in nodes}
+        if nodes and statuses == {"HEALTHY"}:
+            return nodes
+        assert time.monotonic() < deadline, f"freshness after the run: {[(n['assetKey'], n['freshnessStatusInfo']) for n in nodes]}"
+        time.sleep(2)
+
+
+@pytest.mark.slow
+def test_ui_materializes_the_graph_and_reports_every_check(tmp_path):
+    home = make_dagster_home(tmp_path / "dagster_home")
+    data_dir = tmp_path / "data"
+    env = pipeline_env(
+        home,
+        data_dir,
+        **{automation.REFRESH_CRON_ENV: QUIET_CRON, "FRESHNESS_DAEMON_INTERVAL_SECONDS": "5"},
+    )
+    expected_checks = {
+        (tuple(key.asset_key.path), key.name)
+        for key in build_definitions(tiny_resources(tmp_path)).resolve_asset_graph().asset_check_keys
+    }
+    port = free_port()
+    log = tmp_path / "dagster_dev.log"
+    server = start_in_new_session(
+        [str(VENV_BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, log
+    )
+    try:
+        ui = UI(port)
+        wait_for_code_location(ui, server, log)
+
+        [repository] = ui.query(AUTOMATION_QUERY)["repositoriesOrError"]["nodes"]
+        schedules = {s["name"]: s for s in repository["schedules"]}
+        sensors = {s["name"]: s for s in repository["sensors"]}
+        assert schedules[automation.REFRESH_SCHEDULE_NAME]["scheduleState"]["status"] == "RUNNING"
+        assert schedules[automation.REFRESH_SCHEDULE_NAME]["cronSchedule"] == QUIET_CRON
+        assert sensors[automation.SOURCE_SENSOR_NAME]["sensorState"]["status"] == "RUNNING"
+
+        run_id = ui.client.submit_job_execution(FULL_REFRESH_JOB, run_config=tiny_run_config(), tags=ALL_STRATEGIES_TAGS)
+        wait_for_run(ui, run_id, server, log)
+
+        nodes = ui.query(ASSETS_QUERY)["assetNodes"]
+        for node in nodes:
+            assert [m["runId"] for m in node["assetMaterializations"]] == [run_id], node["assetKey"]
+        checks = {}
+        for node in nodes:
+            assert node["assetChecksOrError"]["__typename"] == "AssetChecks"
+            for check in node["assetChecksOrError"]["checks"]:
+                checks[(tuple(node["assetKey"]["path"]), check["name"])] = check["executionForLatestMaterialization"]
+        assert set(checks) == expected_checks
+        not_passed = {key: execution for key, execution in checks.items()
+                      if execution is None or execution["status"] != "SUCCEEDED" or execution["runId"] != run_id}
+        assert not_passed == {}
+
+        fresh = wait_for_fresh_model(ui)
+        assert {n["groupName"] for n in fresh} == set(automation.FRESHNESS_GROUPS)
+
+        # The sensor saw the demo gallery appear during the run but did not start a second refresh.
+        runs = ui.query(RUNS_QUERY)["runsOrError"]["results"]
+        assert [(r["runId"], r["status"]) for r in runs] == [(run_id, "SUCCESS")]
+    finally:
+        stragglers = stop_session(server)
+    assert stragglers == [], f"processes still alive 30 s after SIGTERM (killed): {stragglers}\n{log_tail(log)}"
+
+    with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
+        n_artworks = con.execute("SELECT count(*) FROM ingest.raw_artworks").fetchone()[0]
+        assert n_artworks > 0
+        for table in KEY_TABLES:
+            assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0, table
+        assert con.execute("SELECT count(*) FROM model.item_embeddings").fetchone()[0] >= n_artworks
