@@ -41,7 +41,9 @@ def main() -> None:
     recommender = Recommender.from_features(model, features, ids)
     build_seconds = time.perf_counter() - start
 
-    profiles = [[ids[i] for i in rng.choice(N_ITEMS, PROFILE, replace=False)] for _ in range(args.warmup + args.calls)]
+    profiles = [
+        [ids[i] for i in rng.choice(N_ITEMS, PROFILE, replace=False)] for _ in range(args.warmup + args.calls)
+    ]
     for profile in profiles[: args.warmup]:
         recommender.recommend(profile, k=args.k)
     latencies = []

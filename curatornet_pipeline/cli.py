@@ -87,7 +87,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             f"CuratorNet ({model_id}) for a new user",
             [
                 PictureRow("liked artworks (the profile)", [files[i] for i in items]),
-                PictureRow(f"top {len(recommendations)} recommendations", [files[i] for i in recommendations["artwork_id"]]),
+                PictureRow(
+                    f"top {len(recommendations)} recommendations", [files[i] for i in recommendations["artwork_id"]]
+                ),
             ],
         )
         Path(args.picture).parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics.add_argument("--database", help="DuckDB file (default: CURATORNET_DUCKDB_PATH or data/curatornet.duckdb)")
     metrics.set_defaults(func=cmd_metrics)
 
-    recommend = sub.add_parser("recommend", help="recommend artworks for a new user from liked artwork ids (no retraining)")
+    recommend = sub.add_parser(
+        "recommend", help="recommend artworks for a new user from liked artwork ids (no retraining)"
+    )
     recommend.add_argument("--items", required=True, help="comma-separated artwork ids the user likes")
     recommend.add_argument("--k", type=int, default=20, help="how many recommendations (default 20)")
     recommend.add_argument("--model-id", help="a model_id of model.curatornet_models (default: the latest best)")

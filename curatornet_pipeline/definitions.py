@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from curatornet_pipeline.assets import evaluation, features, ingest, model, split, triplets
+from curatornet_pipeline.automation import apply_freshness_policies, refresh_schedule, source_files_sensor
 from curatornet_pipeline.checks import evaluation as evaluation_checks
 from curatornet_pipeline.checks import foundation as foundation_checks
 from curatornet_pipeline.checks import triplets as triplet_checks
@@ -35,10 +36,15 @@ ALL_CHECKS = dg.load_asset_checks_from_modules([foundation_checks, triplet_check
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     """The code location; tests pass their own resources (temporary DuckDB file, tiny demo gallery)."""
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=apply_freshness_policies(ALL_ASSETS),
         asset_checks=ALL_CHECKS,
         jobs=[full_refresh_job],
+        schedules=[refresh_schedule],
+        sensors=[source_files_sensor],
         resources=resources if resources is not None else default_resources(),
+        # Nearly every step holds the single "duckdb" pool slot, so a subprocess per step would buy no
+        # parallelism and cost a fresh torch import per step; one process runs the whole plan.
+        executor=dg.in_process_executor,
     )
 
 

@@ -29,7 +29,10 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
     if not Path(database).exists():
         raise FileNotFoundError(f"no DuckDB file at {database}: run `make run` first")
     with duckdb.connect(str(database), read_only=True) as con:
-        for table, asset in (("model.curatornet_models", "curatornet_model"), ("model.item_embeddings", "item_embeddings")):
+        for table, asset in (
+            ("model.curatornet_models", "curatornet_model"),
+            ("model.item_embeddings", "item_embeddings"),
+        ):
             if not table_exists(con, table):
                 raise RuntimeError(f"{database} has no {table}: materialize '{asset}' first (make run)")
         if model_id is None:
@@ -55,7 +58,10 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
             con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
         )["artwork_id"].tolist()
         vectors = read_vectors(
-            con, "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", "vector", [model_id]
+            con,
+            "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx",
+            "vector",
+            [model_id],
         )
     model = model_from_bytes(bytes(found[0]))
     return LoadedRecommender(Recommender(model, vectors, ids), model_id, found[1])

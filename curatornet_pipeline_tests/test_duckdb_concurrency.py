@@ -15,11 +15,11 @@ What guarantees it, and what this test exercises for real:
   executor only once ``claim()`` got the slot; the slot is freed when the step ends. ``granularity`` is
   unset, so enforcement is per step (op), as the code requires (``claim`` returns early only for ``run``).
 - Each run is its own ``dagster asset materialize`` process (two processes opening the same file — exactly
-  the case the file lock rejects). The runs use the in-process executor (selected through run config of the
-  code location's default ``multi_or_in_process_executor``) because a step subprocess per step would cost
-  a fresh import of torch each on two cores; the pool mechanism is the same code path for both executors.
-- Asset checks that read DuckDB are not in the pool; they rely on ``DuckDBResource.get_connection``, which
-  retries the connection with exponential backoff (10 retries, ~100 s in total) while a writer holds it.
+  the case the file lock rejects). The code location uses the in-process executor (a step subprocess per
+  step would cost a fresh import of torch each on two cores); the pool mechanism is the same code path for
+  both executors.
+- Asset checks that open DuckDB are in the pool too, so a check of one run never opens the file while
+  the other run writes it.
 
 The test holds the pool's only slot itself, starts two ``dagster asset materialize`` processes together,
 waits until BOTH runs queue a step on the pool (so they really overlap, and neither has created the DuckDB
@@ -29,7 +29,6 @@ executing one after the other, never interleaved.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -54,7 +53,6 @@ POOL = "duckdb"
 # Cheap assets that still write DuckDB from two different steps (ingest, then the split).
 SELECTION = ["source_files", "raw_artworks", "raw_transactions", "last_basket_split"]
 HOLDER_RUN, HOLDER_STEP = "test-holds-the-duckdb-slot", "held_by_the_test"
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 BLOCKED_DEADLINE_S = 120
 FINISH_DEADLINE_S = 180
 
@@ -107,7 +105,7 @@ def test_two_simultaneous_runs_share_the_duckdb_file(tmp_path, monkeypatch):
         assert storage.claim_concurrency_slot(POOL, HOLDER_RUN, HOLDER_STEP).is_claimed
         try:
             command = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "curatornet_pipeline.definitions",
-                       "--select", ",".join(SELECTION), "--config-json", json.dumps(IN_PROCESS)]
+                       "--select", ",".join(SELECTION), ]
             procs = [start_in_new_session(command, env, log) for log in logs]
 
             deadline = time.monotonic() + BLOCKED_DEADLINE_S

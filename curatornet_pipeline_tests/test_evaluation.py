@@ -165,7 +165,8 @@ def test_visrank_is_max_cosine_on_raw_embeddings():
 
 
 def test_curatornet_scores_are_the_model_dot_products():
-    model = CuratorNet(CuratorNetConfig(input_dim=6, item_dims=(5, 4), user_dims=(4,)), torch.Generator().manual_seed(0))
+    config = CuratorNetConfig(input_dim=6, item_dims=(5, 4), user_dims=(4,))
+    model = CuratorNet(config, torch.Generator().manual_seed(0))
     features = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
     item_vecs = model.embed_catalogue(features)
     profile, candidates = np.array([1, 4]), np.array([0, 2, 3, 8])

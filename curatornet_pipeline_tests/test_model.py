@@ -87,7 +87,8 @@ def test_gradients_flow_through_mean_and_max():
     model = _model()
     feats = torch.randn(4, 12, dtype=torch.float64)
     x_ui, x_uj = model.score_triplets(
-        feats, torch.tensor([0, 1]), torch.tensor([0, 0]), 1, torch.tensor([0]), torch.tensor([2]), torch.tensor([3])
+        feats, torch.tensor([0, 1]), torch.tensor([0, 0]), 1,
+        torch.tensor([0]), torch.tensor([2]), torch.tensor([3]),
     )
     (x_ui - x_uj).sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -1,11 +1,9 @@
 """The whole asset graph, materialized through the real Dagster job on the tiny demo gallery."""
 
 import csv
-import json
 
 import dagster as dg
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 

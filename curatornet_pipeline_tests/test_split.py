@@ -96,3 +96,21 @@ def test_basket_shared_by_two_users_is_rejected():
     transactions.loc[101, "basket_id"] = 21  # u1's row now claims u2's basket
     with pytest.raises(ValueError, match="basket_id 21 belongs to 2 users"):
         last_basket_split(transactions)
+
+
+def test_earlier_purchase_of_a_held_out_item_is_excluded_not_dropped():
+    import pandas as pd
+
+    from curatornet_pipeline.core.split import last_basket_split
+
+    rows = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "u"],
+            "basket_id": [0, 0, 1],
+            "purchase_timestamp": pd.to_datetime(["2020-01-01", "2020-01-01", "2020-02-01"]),
+            "artwork_id": ["print", "painting", "print"],
+            "artwork_idx": [0, 1, 0],
+        }
+    )
+    labelled = last_basket_split(rows)
+    assert labelled["split"].tolist() == ["excluded", "train", "test"]

@@ -60,7 +60,7 @@ def toy_problem(seed: int, n_triplets: int, n_groups: int = 4, per_group: int = 
     return features, ts
 
 
-def shared_profile_triplets(seed: int, n_items: int = 30, n_profiles: int = 12, n_triplets: int = 80) -> TripletSet:
+def shared_profile_triplets(seed: int, n_items: int = 30, n_profiles: int = 12, n_triplets: int = 80):
     """Many triplets per profile, repeated items inside profiles: where dedup matters."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, 9, n_profiles)
@@ -74,7 +74,9 @@ def shared_profile_triplets(seed: int, n_items: int = 30, n_profiles: int = 12, 
     )
 
 
-FAST = dict(learning_rate=1e-2, min_learning_rate=1e-5, batch_size=64, max_epochs=4, device="cpu", log_every_batches=0)
+FAST = dict(
+    learning_rate=1e-2, min_learning_rate=1e-5, batch_size=64, max_epochs=4, device="cpu", log_every_batches=0
+)
 
 
 def test_efficient_loss_and_gradients_equal_the_naive_reference_in_float64():
@@ -95,14 +97,15 @@ def test_efficient_loss_matches_naive_in_float32_default_model():
     features = np.random.default_rng(4).normal(size=(40, 2048)).astype(np.float32)
     model = CuratorNet(generator=torch.Generator().manual_seed(0))
     rows = np.arange(len(ts))
-    assert torch.allclose(batch_loss(model, features, ts, rows, 1e-4), naive_triplet_loss(model, features, ts, rows, 1e-4), rtol=1e-5)
+    efficient = batch_loss(model, features, ts, rows, 1e-4)
+    assert torch.allclose(efficient, naive_triplet_loss(model, features, ts, rows, 1e-4), rtol=1e-5)
 
 
 def test_batch_runs_each_tower_once_per_distinct_input():
     ts = shared_profile_triplets(5)
     rows = np.arange(len(ts))
     b = gather_batch(ts, rows)
-    touched = np.concatenate([ts.profile_items[ts.profile_offsets[p] : ts.profile_offsets[p + 1]] for p in np.unique(ts.profile_id)])
+    touched = np.concatenate([ts.profile(p) for p in np.unique(ts.profile_id)])
     assert np.array_equal(b.items, np.unique(np.concatenate([touched, ts.positive, ts.negative])))
     assert b.n_profiles == len(np.unique(ts.profile_id))
     # The indices reconstruct every triplet exactly.
@@ -121,12 +124,15 @@ def test_training_learns_a_visual_preference_problem():
     messages: list[str] = []
     result = train_curatornet(features, train, validation, TrainingConfig(**FAST), messages.append, TOY_MODEL)
     history = result.history
-    assert list(history.columns) == ["epoch", "learning_rate", "train_loss", "validation_accuracy", "seconds", "triplets_per_second"]
+    assert list(history.columns) == [
+        "epoch", "learning_rate", "train_loss", "validation_accuracy", "seconds", "triplets_per_second"
+    ]
     assert len(history) == 4
     assert history["validation_accuracy"].max() > 0.9
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert result.best_epoch == int(history["epoch"][history["validation_accuracy"].idxmax()])
-    assert validation_accuracy(result.model, features, validation) == pytest.approx(history["validation_accuracy"].max())
+    best_accuracy = history["validation_accuracy"].max()
+    assert validation_accuracy(result.model, features, validation) == pytest.approx(best_accuracy)
     assert result.device_used == "cpu"
     assert sum(m.startswith("epoch ") for m in messages) == 4
 
@@ -141,7 +147,8 @@ def test_training_is_deterministic_on_cpu():
         assert torch.equal(pa, pb), name
     cols = ["epoch", "learning_rate", "train_loss", "validation_accuracy"]
     assert a.history[cols].equals(b.history[cols])
-    c = train_curatornet(features, train, validation, TrainingConfig(**{**FAST, "seed": 12}), model_config=TOY_MODEL)
+    other_seed = TrainingConfig(**{**FAST, "seed": 12})
+    c = train_curatornet(features, train, validation, other_seed, model_config=TOY_MODEL)
     assert not torch.equal(a.model.item_tower[0].weight, c.model.item_tower[0].weight)
 
 
@@ -152,10 +159,12 @@ def test_lr_decays_after_patience_with_a_floor_and_best_checkpoint_is_kept():
     validation.negative = validation.positive.copy()
     config = TrainingConfig(**{**FAST, "max_epochs": 7, "learning_rate": 1e-2, "min_learning_rate": 5e-3})
     result = train_curatornet(features, train, validation, config, model_config=TOY_MODEL)
-    # Epochs 2 and 3 do not improve -> decay after 3 (0.6 * 1e-2 = 6e-3); epochs 4 and 5 -> after 5, floored at 5e-3.
+    # Epochs 2 and 3 do not improve -> decay after epoch 3 (0.6 * 1e-2 = 6e-3);
+    # epochs 4 and 5 do not either -> decay after epoch 5, floored at 5e-3.
     assert result.history["learning_rate"].tolist() == pytest.approx([1e-2, 1e-2, 1e-2, 6e-3, 6e-3, 5e-3, 5e-3])
     assert result.best_epoch == 1
-    one_epoch = train_curatornet(features, train, validation, TrainingConfig(**{**FAST, "max_epochs": 1}), model_config=TOY_MODEL)
+    one_epoch_config = TrainingConfig(**{**FAST, "max_epochs": 1})
+    one_epoch = train_curatornet(features, train, validation, one_epoch_config, model_config=TOY_MODEL)
     for pa, pb in zip(result.model.parameters(), one_epoch.model.parameters()):
         assert torch.equal(pa, pb)
 
@@ -168,7 +177,8 @@ def test_bad_triplets_and_configs_are_rejected():
     with pytest.raises(ValueError, match="positive outside"):
         train_curatornet(features, bad, train, TrainingConfig(**FAST), model_config=TOY_MODEL)
     with pytest.raises(ValueError, match="validation"):
-        train_curatornet(features, train, train.subset(np.arange(0)), TrainingConfig(**FAST), model_config=TOY_MODEL)
+        empty = train.subset(np.arange(0))
+        train_curatornet(features, train, empty, TrainingConfig(**FAST), model_config=TOY_MODEL)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainingConfig(lr_decay=1.5)
 

@@ -1,12 +1,10 @@
 """Evaluation group: recommendations, per-user metrics, the paper's Table 2 and significance tests."""
 
-
 import io
 import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -77,7 +75,10 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
         require_table(con, "model.item_embeddings", "item_embeddings")
         item_vectors = {
             model_id: read_vectors(
-                con, "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", "vector", [model_id]
+                con,
+                "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx",
+                "vector",
+                [model_id],
             )
             for model_id in models["model_id"]
         }
@@ -91,7 +92,9 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
             model_from_bytes(bytes(row.weights)), item_vectors[row.model_id]
         )
     scorers["VisRank"] = visrank_scorer(raw)
-    scorers[method_label("VBPR", float(vbpr["l2_lambda"]))] = vbpr_scorer(VBPRModel.from_bytes(bytes(vbpr["weights"])), user_index)
+    scorers[method_label("VBPR", float(vbpr["l2_lambda"]))] = vbpr_scorer(
+        VBPRModel.from_bytes(bytes(vbpr["weights"])), user_index
+    )
     scorers["Random"] = random_scorer(config.random_seed)
     scorers["Oracle"] = oracle_scorer()
     context.log.info(f"evaluating {len(scorers)} methods on {len(users)} users: {', '.join(scorers)}")
@@ -149,7 +152,8 @@ def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
                 "only their ordering is comparable.\n\n" + side_by_side
             ),
             "auc_by_method": image_markdown(
-                plots.bar_chart(table["method"].tolist(), table["auc"].tolist(), "AUC by method", "AUC"), "AUC by method"
+                plots.bar_chart(table["method"].tolist(), table["auc"].tolist(), "AUC by method", "AUC"),
+                "AUC by method",
             ),
             "auc_t_tests": frame_markdown(auc_tests.drop(columns=["metric"])),
             "n_users": int(table["n_users"].max()) if len(table) else 0,
@@ -178,7 +182,10 @@ def recommendation_gallery(
     context: dg.AssetExecutionContext, config: GalleryConfig, duckdb: DuckDBResource, gallery: GallerySource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        table = read_frame(con, "SELECT method FROM evaluation.metric_table WHERE method LIKE 'CuratorNet (%' ORDER BY auc DESC LIMIT 1")
+        table = read_frame(
+            con,
+            "SELECT method FROM evaluation.metric_table WHERE method LIKE 'CuratorNet (%' ORDER BY auc DESC LIMIT 1",
+        )
         if table.empty:
             raise RuntimeError("evaluation.metric_table holds no six-strategy CuratorNet row")
         method = table["method"].iloc[0]
@@ -189,7 +196,8 @@ def recommendation_gallery(
             [method, config.k],
         )
         baskets = read_frame(
-            con, "SELECT user_id, artwork_id, split FROM split.last_basket_split ORDER BY user_id, purchase_timestamp, basket_id"
+            con,
+            "SELECT user_id, artwork_id, split FROM split.last_basket_split ORDER BY user_id, purchase_timestamp, basket_id",
         )
     folder = gallery.folder()
     if not (folder / "images").is_dir():
@@ -212,10 +220,15 @@ def recommendation_gallery(
         sheet = contact_sheet(
             f"user {user_id} — {method}",
             [
-                PictureRow("purchase history (training)", [files[a] for a in rows.loc[rows["split"] == "train", "artwork_id"]]),
+                PictureRow(
+                    "purchase history (training)", [files[a] for a in rows.loc[rows["split"] == "train", "artwork_id"]]
+                ),
                 PictureRow("held-out basket", [files[a] for a in rows.loc[rows["split"] == "test", "artwork_id"]]),
-                PictureRow(f"top {config.k} recommendations (green = in held-out basket)",
-                           [files[a] for a in user_recs["artwork_id"]], user_recs["is_hit"].tolist()),
+                PictureRow(
+                    f"top {config.k} recommendations (green = in held-out basket)",
+                    [files[a] for a in user_recs["artwork_id"]],
+                    user_recs["is_hit"].tolist(),
+                ),
             ],
         )
         path = out_dir / f"recommendations_user_{n + 1}.png"

@@ -1,6 +1,5 @@
 """Features group: ResNet50 image embeddings and the silhouette-selected visual clusters."""
 
-
 import time
 
 import dagster as dg
@@ -36,7 +35,9 @@ class EmbeddingConfig(dg.Config):
         description="'imagenet', 'random' (seeded init), or a path to a local ResNet50 state_dict file. "
         "'auto' = 'random' for the demo gallery, 'imagenet' otherwise.",
     )
-    image_size: int = Field(default=0, description="Input size after center crop; 0 = 112 for the demo, 224 otherwise.")
+    image_size: int = Field(
+        default=0, description="Input size after center crop; 0 = 64 for the demo (its native size), 224 otherwise."
+    )
     batch_size: int = Field(default=64, description="Images per forward pass.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
     seed: int = Field(default=0, description="Seed of the random-init weights.")
@@ -53,7 +54,8 @@ def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
 def _resolve_image_size(config: EmbeddingConfig, gallery: GallerySource) -> int:
     if config.image_size > 0:
         return config.image_size
-    return 112 if gallery.is_demo else 224
+    # The demo gallery was calibrated (VisRank AUC ~0.7) at its native 64 px; upsampling would only cost time.
+    return 64 if gallery.is_demo else 224
 
 
 @dg.asset(

@@ -1,6 +1,5 @@
 """Ingest group: the source files, then the normalized artwork and transaction tables."""
 
-
 import hashlib
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """Metadata every asset attaches: row counts, column schemas, and plots as inline images."""
 
-
 import base64
 
 import dagster as dg

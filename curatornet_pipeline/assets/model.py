@@ -1,6 +1,5 @@
 """Model group: CuratorNet (per lambda, and on the random-sampling ablation), VBPR, item and user vectors."""
 
-
 import json
 import time
 from datetime import datetime, timezone
@@ -41,11 +40,17 @@ class CuratorNetTrainingConfig(dg.Config):
         default=[1e-4],
         description="One model per lambda. The paper's grid is [0, 1e-4, 1e-3, 1e-2] (best: 1e-4).",
     )
-    learning_rate: float = Field(default=1e-3, description="Initial Adam learning rate (the authors: 1e-4 with 10M triplets).")
-    lr_decay: float = Field(default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy.")
+    learning_rate: float = Field(
+        default=1e-3, description="Initial Adam learning rate (the authors: 1e-4 with 10M triplets)."
+    )
+    lr_decay: float = Field(
+        default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy."
+    )
     lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
     min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
-    max_epochs: int = Field(default=10, description="At most this many epochs; the best one by validation accuracy is kept.")
+    max_epochs: int = Field(
+        default=10, description="At most this many epochs; the best one by validation accuracy is kept."
+    )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
@@ -147,13 +152,18 @@ def _train_variant(
             **metadata,
             "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
             "loss_curve": image_markdown(
-                plots.line_chart(epochs, {m: h["train_loss"].tolist() for m, h in summary}, "Training loss", "epoch", "BPR loss + L2"),
+                plots.line_chart(
+                    epochs, {m: h["train_loss"].tolist() for m, h in summary}, "Training loss", "epoch", "BPR loss + L2"
+                ),
                 "training loss",
             ),
             "validation_accuracy_curve": image_markdown(
                 plots.line_chart(
-                    epochs, {m: h["validation_accuracy"].tolist() for m, h in summary},
-                    "Validation triplet accuracy", "epoch", "fraction x_ui > x_uj",
+                    epochs,
+                    {m: h["validation_accuracy"].tolist() for m, h in summary},
+                    "Validation triplet accuracy",
+                    "epoch",
+                    "fraction x_ui > x_uj",
                 ),
                 "validation accuracy",
             ),
@@ -181,7 +191,12 @@ def curatornet_model(
     context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     return _train_variant(
-        context, config, duckdb, SIX_STRATEGIES, "triplets.training_triplets", "triplets.training_profiles",
+        context,
+        config,
+        duckdb,
+        SIX_STRATEGIES,
+        "triplets.training_triplets",
+        "triplets.training_profiles",
         "training_triplets",
     )
 
@@ -198,7 +213,12 @@ def curatornet_random_sampling_model(
     context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     return _train_variant(
-        context, config, duckdb, RANDOM_SAMPLING, "triplets.random_triplets", "triplets.random_profiles",
+        context,
+        config,
+        duckdb,
+        RANDOM_SAMPLING,
+        "triplets.random_triplets",
+        "triplets.random_profiles",
         "random_triplets",
     )
 
@@ -222,7 +242,9 @@ class VBPRTrainingConfig(dg.Config):
     pool="duckdb",
     description="VBPR (He & McAuley 2016), our PyTorch implementation, trained with BPR on the same training triplets.",
 )
-def vbpr_model(context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def vbpr_model(
+    context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         _, features = load_model_features(con)
         train, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
@@ -245,7 +267,11 @@ def vbpr_model(context: dg.AssetExecutionContext, config: VBPRTrainingConfig, du
         ]
     )
     with duckdb.get_connection() as con:
-        replace_tables(con, {"model.vbpr_models": row}, {"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}})
+        replace_tables(
+            con,
+            {"model.vbpr_models": row},
+            {"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
+        )
         metadata = table_metadata(con, "model.vbpr_models")
     return dg.MaterializeResult(metadata={**metadata, "skipped_one_item_triplets": int(model.skipped_triplets)})
 
@@ -294,8 +320,12 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
         item_vecs = model.embed_catalogue(features)
         item_frames.append(
             pd.DataFrame(
-                {"model_id": row.model_id, "artwork_idx": artworks["artwork_idx"], "artwork_id": artworks["artwork_id"],
-                 "vector": vector_column(item_vecs)}
+                {
+                    "model_id": row.model_id,
+                    "artwork_idx": artworks["artwork_idx"],
+                    "artwork_id": artworks["artwork_id"],
+                    "vector": vector_column(item_vecs),
+                }
             )
         )
         with torch.no_grad():
@@ -304,17 +334,23 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
                 or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
             ).reshape(len(users), item_vecs.shape[1])
         user_frames.append(
-            pd.DataFrame({"model_id": row.model_id, "user_id": [u.user_id for u in users], "vector": vector_column(user_vecs)})
+            pd.DataFrame(
+                {"model_id": row.model_id, "user_id": [u.user_id for u in users], "vector": vector_column(user_vecs)}
+            )
         )
     dim = len(item_frames[0]["vector"].iloc[0])
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"model.item_embeddings": pd.concat(item_frames, ignore_index=True),
-             "model.user_vectors": pd.concat(user_frames, ignore_index=True)},
+            {
+                "model.item_embeddings": pd.concat(item_frames, ignore_index=True),
+                "model.user_vectors": pd.concat(user_frames, ignore_index=True),
+            },
             {"model.item_embeddings": {"vector": f"FLOAT[{dim}]"}, "model.user_vectors": {"vector": f"FLOAT[{dim}]"}},
         )
         item_meta = table_metadata(con, "model.item_embeddings")
         user_meta = table_metadata(con, "model.user_vectors")
-    yield dg.MaterializeResult(asset_key="item_embeddings", metadata={**item_meta, "models": models["model_id"].tolist()})
+    yield dg.MaterializeResult(
+        asset_key="item_embeddings", metadata={**item_meta, "models": models["model_id"].tolist()}
+    )
     yield dg.MaterializeResult(asset_key="user_vectors", metadata={**user_meta, "n_evaluation_users": len(users)})

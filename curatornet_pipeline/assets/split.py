@@ -1,6 +1,5 @@
 """Split group: the held-out last basket of every user with two or more baskets."""
 
-
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource

@@ -1,6 +1,5 @@
 """Triplets group: one partition per sampling strategy, their deduplicated union, and the random ablation."""
 
-
 import time
 
 import dagster as dg
@@ -95,7 +94,9 @@ def _sample_metadata(stats: dict) -> dict:
     if histogram:
         lengths = sorted(histogram)
         metadata["profile_length_plot"] = image_markdown(
-            plots.bar_chart([str(k) for k in lengths], [histogram[k] for k in lengths], "Profile length histogram", "triplets"),
+            plots.bar_chart(
+                [str(k) for k in lengths], [histogram[k] for k in lengths], "Profile length histogram", "triplets"
+            ),
             "profile lengths",
         )
     return metadata
@@ -103,7 +104,9 @@ def _sample_metadata(stats: dict) -> dict:
 
 def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation rows of one strategy, sharing one profile table (ids offset for validation)."""
-    train_rows, train_profiles = triplet_frames(sample.train, triplet_hashes(sample.train), strategy=strategy, split="train")
+    train_rows, train_profiles = triplet_frames(
+        sample.train, triplet_hashes(sample.train), strategy=strategy, split="train"
+    )
     valid_rows, valid_profiles = triplet_frames(
         sample.validation, triplet_hashes(sample.validation), strategy=strategy, split="validation"
     )
@@ -148,7 +151,9 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
                 casts={"triplets.profiles": PROFILE_CASTS},
             )
         seconds = time.perf_counter() - started
-        context.log.info(f"{strategy}: {len(sample.train)} train, {len(sample.validation)} validation in {seconds:.1f}s")
+        context.log.info(
+            f"{strategy}: {len(sample.train)} train, {len(sample.validation)} validation in {seconds:.1f}s"
+        )
         context.add_asset_metadata(
             {**_sample_metadata(sample.stats), "seconds": float(seconds)}, partition_key=strategy
         )
@@ -188,7 +193,9 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
                     profile_params=[strategy],
                 )
                 parts[split] = ts
-            samples.append(StrategySample(strategy=strategy, train=parts["train"], validation=parts["validation"], stats={}))
+            samples.append(
+                StrategySample(strategy=strategy, train=parts["train"], validation=parts["validation"], stats={})
+            )
     train, validation, train_codes, valid_codes, stats = union_deduplicate(samples)
     names_by_code = {code: name for name, code in STRATEGY_CODES.items()}
     codes = np.array([names_by_code[c] for c in range(max(names_by_code) + 1)])
@@ -233,7 +240,9 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
         "the profile; same total budget and deduplication as the six strategies."
     ),
 )
-def random_triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def random_triplets(
+    context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         inputs = load_sampling_inputs(con)
     started = time.perf_counter()

@@ -1,6 +1,5 @@
 """Checks on the metric tables: sanity bounds that a broken evaluation could not pass."""
 
-
 import dagster as dg
 import numpy as np
 from dagster_duckdb import DuckDBResource
@@ -17,17 +16,23 @@ def _per_user(duckdb: DuckDBResource):
         return read_frame(con, "SELECT * FROM evaluation.per_user_metrics")
 
 
-@dg.asset_check(asset="per_user_metrics", blocking=True, description="Oracle scores 1.0 on AUC, recall and nDCG.")
+@dg.asset_check(
+    pool="duckdb", asset="per_user_metrics", blocking=True, description="Oracle scores 1.0 on AUC, recall and nDCG."
+)
 def oracle_is_perfect(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     oracle = _per_user(duckdb).query("method == 'Oracle'")
     columns = ["auc", "recall_at_20", "ndcg_at_20", "recall_at_100", "ndcg_at_100"]
     # Users whose basket exceeds k cannot reach recall 1 at that k; the paper's baskets are ~1.3 items.
     worst = {c: float(oracle[c].min()) for c in columns}
     imperfect_users = int((oracle[["auc", "ndcg_at_20", "ndcg_at_100"]] < 1 - 1e-9).any(axis=1).sum())
-    return dg.AssetCheckResult(passed=len(oracle) > 0 and imperfect_users == 0, metadata={**worst, "imperfect_users": imperfect_users})
+    return dg.AssetCheckResult(
+        passed=len(oracle) > 0 and imperfect_users == 0, metadata={**worst, "imperfect_users": imperfect_users}
+    )
 
 
-@dg.asset_check(asset="per_user_metrics", blocking=True, description="Every metric of every row lies in [0, 1].")
+@dg.asset_check(
+    pool="duckdb", asset="per_user_metrics", blocking=True, description="Every metric of every row lies in [0, 1]."
+)
 def metrics_in_unit_interval(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     per_user = _per_user(duckdb)
     values = per_user[[c for c in per_user.columns if c in METRICS or c.startswith("ndcg_")]]
@@ -36,6 +41,7 @@ def metrics_in_unit_interval(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="per_user_metrics",
     blocking=True,
     description="Random's mean AUC lies within 4 standard errors of 0.5 (its expected noise band).",
@@ -53,6 +59,7 @@ def random_auc_near_half(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="per_user_metrics",
     description="The best six-strategy CuratorNet beats Random on AUC (paired t-test, one-sided p < 0.05).",
 )
@@ -77,7 +84,9 @@ def curatornet_beats_random(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="metric_table", blocking=True, description="Exactly one row per method, with n_users > 0.")
+@dg.asset_check(
+    pool="duckdb", asset="metric_table", blocking=True, description="Exactly one row per method, with n_users > 0."
+)
 def one_row_per_method(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         table = read_frame(con, "SELECT method, n_users FROM evaluation.metric_table")

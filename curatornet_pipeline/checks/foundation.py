@@ -1,6 +1,5 @@
 """Checks on the ingested tables, embeddings, split and clusters."""
 
-
 import dagster as dg
 import numpy as np
 from dagster_duckdb import DuckDBResource
@@ -13,7 +12,9 @@ def _count(duckdb: DuckDBResource, sql: str) -> int:
         return int(con.execute(sql).fetchone()[0])
 
 
-@dg.asset_check(asset="raw_artworks", blocking=True, description="Every artwork id appears exactly once.")
+@dg.asset_check(
+    pool="duckdb", asset="raw_artworks", blocking=True, description="Every artwork id appears exactly once."
+)
 def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     duplicates = _count(
         duckdb, "SELECT count(*) FROM (SELECT artwork_id FROM ingest.raw_artworks GROUP BY 1 HAVING count(*) > 1)"
@@ -22,7 +23,10 @@ def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset="raw_transactions", blocking=True, description="Every purchased artwork exists in the catalogue."
+    pool="duckdb",
+    asset="raw_transactions",
+    blocking=True,
+    description="Every purchased artwork exists in the catalogue.",
 )
 def purchases_in_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     unknown = _count(
@@ -33,6 +37,7 @@ def purchases_in_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="resnet50_embeddings",
     blocking=True,
     description="Every artwork has exactly one finite 2048-d embedding.",
@@ -64,9 +69,11 @@ def one_finite_embedding_per_artwork(duckdb: DuckDBResource) -> dg.AssetCheckRes
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="last_basket_split",
     blocking=True,
-    description="Every transaction is assigned exactly once, to train or test.",
+    description="Every transaction is assigned exactly once: train, test, or excluded (an earlier purchase of a "
+    "held-out item, kept but never trained on).",
 )
 def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
@@ -74,18 +81,24 @@ def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetChec
             """
             SELECT (SELECT count(*) FROM ingest.raw_transactions),
                    (SELECT count(*) FROM split.last_basket_split),
-                   (SELECT count(*) FROM split.last_basket_split WHERE split NOT IN ('train', 'test') OR split IS NULL),
+                   (SELECT count(*) FROM split.last_basket_split WHERE split NOT IN ('train', 'test', 'excluded') OR split IS NULL),
                    (SELECT count(*) FROM ingest.raw_transactions r
                         ANTI JOIN split.last_basket_split s USING (source_row, artwork_id))
             """
         ).fetchone()
     return dg.AssetCheckResult(
         passed=raw == labelled and bad_label == 0 and missing == 0,
-        metadata={"raw_rows": int(raw), "split_rows": int(labelled), "bad_labels": int(bad_label), "unassigned": int(missing)},
+        metadata={
+            "raw_rows": int(raw),
+            "split_rows": int(labelled),
+            "bad_labels": int(bad_label),
+            "unassigned": int(missing),
+        },
     )
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="last_basket_split",
     blocking=True,
     description="No item of a user's test basket appears in that user's training rows.",
@@ -104,7 +117,10 @@ def test_items_not_in_training(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset="last_basket_split", blocking=True, description="Every test user has at least one training item."
+    pool="duckdb",
+    asset="last_basket_split",
+    blocking=True,
+    description="Every test user has at least one training item.",
 )
 def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     orphans = _count(
@@ -119,6 +135,7 @@ def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResul
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="visual_clusters",
     blocking=True,
     description="Every artwork has one cluster, and exactly the configured k clusters are used.",
@@ -136,6 +153,10 @@ def clusters_cover_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         ).fetchone()
     return dg.AssetCheckResult(
         passed=uncovered == 0 and used == k and out_of_range == 0,
-        metadata={"artworks_without_cluster": int(uncovered), "clusters_used": int(used), "configured_k": int(k),
-                  "labels_out_of_range": int(out_of_range)},
+        metadata={
+            "artworks_without_cluster": int(uncovered),
+            "clusters_used": int(used),
+            "configured_k": int(k),
+            "labels_out_of_range": int(out_of_range),
+        },
     )

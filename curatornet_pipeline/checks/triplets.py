@@ -1,6 +1,5 @@
 """Checks on the sampled triplets: every rule of SPEC 5 on every row, and a clean deduplicated union."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -31,6 +30,7 @@ def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="triplets",
     blocking=True,
     description="Every materialized triplet of every strategy obeys its sampling rules (vectorized over all rows).",
@@ -45,6 +45,7 @@ def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResul
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="random_triplets",
     blocking=True,
     description="The ablation's triplets obey its rules: positive in the profile, negative outside, no test items.",
@@ -59,6 +60,7 @@ def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
+    pool="duckdb",
     asset="training_triplets",
     blocking=True,
     description="No triplet hash occurs twice, and no validation triplet repeats a training triplet.",

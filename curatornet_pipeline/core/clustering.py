@@ -53,10 +53,10 @@ def cluster_embeddings(
     silhouette is computed on the PCA vectors (Euclidean). Ties keep the earliest run.
     ``progress(run_index, n_runs, silhouette)`` is called after each run.
     ``max_threads`` caps the BLAS/OpenMP threads (None: library default). It is 1 by default because
-    at catalogue scale one thread is already fast (about 10-20 s for 6,040 x 2,048, k=100, 20 runs)
-    while OpenMP k-means degrades many-fold when its cores are shared with other work, as they are
-    when Dagster runs steps in parallel (measured: 93 s with 2 threads vs 19 s with 1 on a busy
-    2-core machine). A fixed thread count also keeps the labels independent of the machine's cores.
+    at catalogue scale one thread is as fast as two (6,040 x 2,048, k=100, 20 runs on 2 idle cores:
+    12.5 s with 1 thread, 13.7 s with 2) while OpenMP k-means degrades many-fold when its cores are
+    shared with other work, as when Dagster runs steps in parallel (on a busy 2-core machine: 19 s
+    with 1 thread, 93 s with 2). A fixed thread count also keeps labels independent of the machine.
     Raises ``ValueError`` when the input is not a finite 2-d array or ``n_clusters`` is impossible
     (the silhouette needs 2 <= k <= N - 1).
     """

@@ -147,8 +147,9 @@ def embed_images(
     """Embed images in order; returns float32 (len(paths), 2048).
 
     ``progress(done, total)`` is called after every batch. An image that does not decode raises
-    :class:`InputDataError` naming the file.
+    :class:`InputDataError` naming the file. The model is moved to ``device``.
     """
+    paths = list(paths)
     target = resolve_device(device)
     transform = image_transform(image_size)
     model = model.to(target).eval()

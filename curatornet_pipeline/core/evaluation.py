@@ -230,7 +230,8 @@ def evaluate_methods(
     recommendations: method, user_id, rank (1-based), artwork_idx, score, is_hit — the top ``top_n``.
     """
     metric_rows = []
-    recs: dict[str, list[np.ndarray]] = {c: [] for c in ("method", "user_id", "rank", "artwork_idx", "score", "is_hit")}
+    rec_columns = ("method", "user_id", "rank", "artwork_idx", "score", "is_hit")
+    recs: dict[str, list[np.ndarray]] = {c: [] for c in rec_columns}
     for method, scorer in scorers.items():
         for user in users:
             scores = np.asarray(scorer(user), dtype=np.float64)
@@ -253,7 +254,7 @@ def evaluate_methods(
         metric_rows, columns=["method", "user_id", *metric_columns(ks), "n_candidates", "n_relevant"]
     )
     recommendations = pd.DataFrame(
-        {c: (np.concatenate(v) if v else np.zeros(0)) for c, v in recs.items()}
+        {c: (np.concatenate(v) if v else np.array([], dtype=object)) for c, v in recs.items()}
     ).astype({"rank": np.int64, "artwork_idx": np.int64, "score": np.float64, "is_hit": bool})
     return per_user, recommendations
 

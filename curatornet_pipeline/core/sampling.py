@@ -20,7 +20,15 @@ Conventions beyond SPEC 5, decided here:
   (so favourite artists, bought more often, are proposed more often), accepted when not yet bought and
   in a cluster the user bought from, with at most 20 proposals per triplet (SPEC 5).
 * Negatives of strategies 1-3 are uniform over the allowed items (rejection from the whole catalogue).
+* Strategy 6 keeps the drawn positive while it redraws the negative; a row whose negative never
+  passes the visual-confidence test is a failed attempt, and the next round draws a new positive.
 * The near-duplicate rule is applied to every triplet, the random ablation's included.
+* Different strategies can yield identical triplets (a user whose history is one artwork gets the
+  same (profile, positive, negative) from strategy 4 as strategy 5 does); ``union_deduplicate``
+  keeps the first, so the union is somewhat smaller than the sum of the strategies.
+
+``user_idx`` in the triplets is a position in ``SamplingInputs.user_ids`` (sorted user ids when built
+by ``from_frames``); one-item synthetic profiles (strategies 5 and 6) carry -1.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from curatornet_pipeline.core.split import SPLIT_COLUMN, TEST, TRAIN, order_baskets
+from curatornet_pipeline.core.split import SPLIT_COLUMN, SPLIT_LABELS, TEST, order_baskets
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 STRATEGIES: tuple[str, ...] = (
@@ -279,9 +287,9 @@ class _Index:
         e_item = self.artist_items[np.repeat(self.artist_offsets[ua_artist], lengths) + _ranks_within(lengths)]
         e_in_cluster = self.user_cluster.contains(e_user, self.cluster[e_item])
         in_both = np.bincount(e_user[e_in_cluster], minlength=n_users)
-        test_outside = ~self.user_artist.contains(self.test_user, self.artist[self.test_item]) & ~self.user_cluster.contains(
-            self.test_user, self.cluster[self.test_item]
-        )
+        test_artist_bought = self.user_artist.contains(self.test_user, self.artist[self.test_item])
+        test_cluster_bought = self.user_cluster.contains(self.test_user, self.cluster[self.test_item])
+        test_outside = ~test_artist_bought & ~test_cluster_bought
         test_outside_count = np.bincount(self.test_user[test_outside], minlength=n_users)
         self.n_disjoint_negatives = (n - (in_artists + in_clusters - in_both) - test_outside_count).astype(np.int64)
         favourite = (
@@ -445,12 +453,14 @@ class SamplingInputs:
         pca_unit = np.divide(pca, norms, out=np.zeros_like(pca), where=norms > 0).astype(np.float32)
 
         tx = split_transactions
-        missing = [c for c in ("user_id", "basket_id", "purchase_timestamp", "artwork_idx", SPLIT_COLUMN) if c not in tx]
+        needed = ("user_id", "basket_id", "purchase_timestamp", "artwork_idx", SPLIT_COLUMN)
+        missing = [c for c in needed if c not in tx]
         if missing:
             raise ValueError(f"split transactions lack column(s) {missing}")
-        unknown_split = ~tx[SPLIT_COLUMN].isin([TRAIN, TEST]).to_numpy()
+        unknown_split = ~tx[SPLIT_COLUMN].isin(SPLIT_LABELS).to_numpy()
         if unknown_split.any():
-            raise ValueError(f"split column holds values other than 'train'/'test': {tx[SPLIT_COLUMN][unknown_split].iloc[0]!r}")
+            first_bad = tx[SPLIT_COLUMN][unknown_split].iloc[0]
+            raise ValueError(f"split column holds values other than {SPLIT_LABELS}, e.g. {first_bad!r}")
         items = tx["artwork_idx"].to_numpy().astype(np.int64)
         if len(items) and (items.min() < 0 or items.max() >= n):
             raise ValueError(f"split transactions reference artwork_idx outside [0, {n})")
@@ -550,7 +560,15 @@ class SamplingBudget:
 
 @dataclass
 class StrategySample:
-    """Triplets of one strategy; train and validation share one profile table."""
+    """Triplets of one strategy; train and validation share one profile table.
+
+    ``stats`` (plain Python values, for asset metadata): strategy, seed, target_train,
+    target_validation, actual_train, actual_validation, eligible_users_or_items,
+    quota_per_unit_train / _validation, and over both splits' draws: hash_collisions (valid draws
+    rejected as duplicates), near_duplicates_rejected, failed_attempts (draws that found no valid
+    candidate within the redraw limit and were skipped); n_profiles; profile_length_histogram
+    (profile length -> number of training triplets).
+    """
 
     train: TripletSet
     validation: TripletSet
@@ -895,7 +913,9 @@ def _compact_profiles(
     return new_offsets, new_items.astype(np.int32)
 
 
-def _sample(strategy: str, inputs: SamplingInputs, target_train: int, target_validation: int, seed: int) -> StrategySample:
+def _sample(
+    strategy: str, inputs: SamplingInputs, target_train: int, target_validation: int, seed: int
+) -> StrategySample:
     sampler = _Sampler(inputs)
     plan = sampler.plan(strategy)
     code = STRATEGY_CODES[strategy]
@@ -1015,7 +1035,8 @@ def union_deduplicate(
             cols["negative"].append(ts.negative)
             cols["user_idx"].append(ts.user_idx)
             cols["code"].append(np.full(len(ts), code, dtype=np.int8))
-        dtypes = {"profile": np.int32, "positive": np.int32, "negative": np.int32, "user_idx": np.int32, "code": np.int8}
+        dtypes = {"profile": np.int32, "positive": np.int32, "negative": np.int32, "user_idx": np.int32}
+        dtypes["code"] = np.int8
         return {
             k: np.concatenate([np.asarray(x, dtype=dtypes[k]) for x in v]) if v else np.zeros(0, dtype=dtypes[k])
             for k, v in cols.items()
@@ -1024,7 +1045,9 @@ def union_deduplicate(
     train = gather("train")
     validation = gather("validation")
     train_hash = _combine_hashes(distinct_hash[train["profile"]], train["positive"], train["negative"])
-    validation_hash = _combine_hashes(distinct_hash[validation["profile"]], validation["positive"], validation["negative"])
+    validation_hash = _combine_hashes(
+        distinct_hash[validation["profile"]], validation["positive"], validation["negative"]
+    )
 
     train_unique, train_first = np.unique(train_hash, return_index=True)
     train_keep = _ascending_mask_indices(len(train_hash), train_first)
@@ -1111,7 +1134,9 @@ def check_strategy_rules(strategy: str, ts: TripletSet, inputs: SamplingInputs) 
     bad_items = (items < 0) | (items >= n)
     if bad_items.any():
         profile_out_of_range[np.repeat(np.arange(n_profiles), lengths)[bad_items]] = True
-    out_of_range = (profile_id < 0) | (profile_id >= n_profiles) | (positive < 0) | (positive >= n) | (negative < 0) | (negative >= n)
+    out_of_range = (profile_id < 0) | (profile_id >= n_profiles)
+    for column in (positive, negative):
+        out_of_range |= (column < 0) | (column >= n)
     out_of_range[~out_of_range] = profile_out_of_range[profile_id[~out_of_range]]
     counts["index_out_of_range"] = int(out_of_range.sum())
     wrong_user = ((user < 0) | (user >= ix.n_users)) if real_user else (user != -1)

@@ -8,6 +8,11 @@ by ``basket_id`` (the larger id counts as later): ingestion numbers baskets in s
 basket written later in the source file is the one held out, and the choice is deterministic.
 A basket's timestamp is the latest ``purchase_timestamp`` among its rows (all rows of a basket
 normally share one timestamp).
+
+A reproducible print can be bought twice by one user. When an item of a user's held-out basket also
+appears in one of their earlier baskets, those earlier rows are labelled "excluded": they stay in the
+table (nothing is dropped) but are not training data, because training on them would leak the held-out
+item into the user's profile.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pandas as pd
 SPLIT_COLUMN = "split"
 TRAIN = "train"
 TEST = "test"
+EXCLUDED = "excluded"
+SPLIT_LABELS = (TRAIN, TEST, EXCLUDED)
 
 _REQUIRED_COLUMNS = ("user_id", "basket_id", "purchase_timestamp")
 
@@ -63,10 +70,11 @@ def order_baskets(transactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``split`` column ("train"/"test") to ``transactions`` by the last-basket rule.
+    """Add a ``split`` column ("train"/"test"/"excluded") to ``transactions`` by the last-basket rule.
 
     Every input row is kept exactly once, in its original order and with its original index. All rows
-    of a user's last basket are "test" when that user has two or more baskets; all other rows are
+    of a user's last basket are "test" when that user has two or more baskets; earlier rows of the same
+    user and artwork as a test row are "excluded" (see the module docstring); all other rows are
     "train". Ties between baskets with equal timestamps are broken by the larger ``basket_id``.
     """
     baskets = order_baskets(transactions)
@@ -74,7 +82,10 @@ def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
     test_basket_ids = baskets.loc[is_last, "basket_id"].to_numpy()
     out = transactions.copy()
     is_test = out["basket_id"].isin(test_basket_ids).to_numpy()
-    out[SPLIT_COLUMN] = np.where(is_test, TEST, TRAIN).astype(object)
+    item_column = "artwork_idx" if "artwork_idx" in out.columns else "artwork_id"
+    held_out = pd.MultiIndex.from_frame(out.loc[is_test, ["user_id", item_column]])
+    repeats_held_out = ~is_test & pd.MultiIndex.from_frame(out[["user_id", item_column]]).isin(held_out)
+    out[SPLIT_COLUMN] = np.where(is_test, TEST, np.where(repeats_held_out, EXCLUDED, TRAIN)).astype(object)
     return out
 
 
@@ -86,12 +97,13 @@ def split_summary(split_df: pd.DataFrame) -> dict:
     baskets_per_user = split_df.groupby("user_id")["basket_id"].nunique()
     test = split_df.loc[is_test]
     test_basket_sizes = test.groupby("basket_id").size()
-    train_users = split_df.loc[~is_test, "user_id"].nunique()
+    train_users = split_df.loc[split_df[SPLIT_COLUMN] == TRAIN, "user_id"].nunique()
     n_users = int(len(baskets_per_user))
     n_test_users = int(test["user_id"].nunique())
     return {
         "n_rows": int(len(split_df)),
-        "n_train_rows": int((~is_test).sum()),
+        "n_train_rows": int((split_df[SPLIT_COLUMN] == TRAIN).sum()),
+        "n_excluded_rows": int((split_df[SPLIT_COLUMN] == EXCLUDED).sum()),
         "n_test_rows": int(is_test.sum()),
         "n_users": n_users,
         "n_train_users": int(train_users),

@@ -6,11 +6,14 @@ which never overflows) + lambda * 0.5 * (sum of squared weight matrices; biases 
 Efficiency (SPEC 8): a batch of T triplets touches far fewer distinct items and profiles than it has
 profile slots. ``batch_loss`` runs the item tower once per DISTINCT item and the user tower once per
 DISTINCT profile, then gathers; ``naive_triplet_loss`` runs the item tower on every slot of every triplet
-(each triplet pools its own copy of its profile) and exists as the reference it must equal exactly.
+(each triplet pools its own copy of its profile) and exists as the reference it must equal exactly, and
+as the baseline of benchmarks/bench_training.py.
 
 Batches are ``batch_size`` triplets (default 4096) drawn from a seeded permutation each epoch. The authors
-instead filled batches up to ~100,000 profile+item slots; with our dedup the cost of a batch is driven by
-its distinct items (at most the catalogue size), so a fixed triplet count is simpler and as fast.
+instead filled batches up to ~100,000 profile+item slots. With dedup a batch costs about one item-tower
+pass per distinct item, at most the catalogue size, so larger batches amortise better: on the
+benchmark's UGallery-shaped data a 4096-triplet batch has ~18,000 slots but ~5,400 distinct items, a
+22,000-triplet batch ~98,000 slots but ~6,000 distinct items (see benchmarks/bench_training.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
+from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 _FORMAT = "curatornet-state-v1"
@@ -164,6 +167,11 @@ def _index(array: np.ndarray, device: torch.device) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
 
 
+def _feature_rows(feats: Tensor, rows: np.ndarray) -> Tensor:
+    """feats[rows] for a numpy index array."""
+    return feats.index_select(0, _index(rows, feats.device))
+
+
 def _bpr_loss(model: CuratorNet, x_ui: Tensor, x_uj: Tensor, l2_lambda: float) -> Tensor:
     # -log sigmoid(d) == softplus(-d): stable for large |d|.
     ranking = F.softplus(x_uj - x_ui).mean()
@@ -188,7 +196,7 @@ def batch_loss(
     device = feats.device
     b = gather_batch(ts, np.asarray(rows))
     x_ui, x_uj = model.score_triplets(
-        feats[_index(b.items, device)],  # [M, F]
+        _feature_rows(feats, b.items),  # [M, F]
         _index(b.slot_items, device),
         _index(b.slot_profile, device),
         b.n_profiles,
@@ -202,31 +210,20 @@ def batch_loss(
 def naive_triplet_loss(
     model: CuratorNet, features: np.ndarray | Tensor, ts: TripletSet, rows: np.ndarray, l2_lambda: float
 ) -> Tensor:
-    """Reference loss: every triplet pools its own copy of its profile; the item tower runs on every slot.
+    """Reference loss without deduplication: every triplet pools its own copy of its profile.
 
-    Pooling here uses a padded [T, L_max, D] tensor with masking (zeros for the sum, -inf for the max),
-    an implementation independent of the segment ops in ``model.pool_profiles`` it is compared with.
+    The item tower runs once per profile slot of every triplet plus once for its positive and its negative,
+    the user tower once per triplet. Pooling is the same exact segment pooling as the efficient path
+    (tested against a per-profile loop in the model tests), so the two losses differ only in the dedup.
     """
     feats = _features_tensor(features, model)
     device = feats.device
     rows = np.asarray(rows)
     slot_artworks, slot_triplet = csr_gather(ts.profile_offsets, ts.profile_items, ts.profile_id[rows])
-    lengths = np.bincount(slot_triplet, minlength=len(rows))  # [T]
-    if len(rows) and lengths.min() == 0:
-        raise ValueError("every profile must contain at least one item")
-    within = np.arange(len(slot_triplet)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-
-    slot_vecs = model.item_vectors(feats[_index(slot_artworks, device)])  # [S, D], one pass per slot
-    n, dim, width = len(rows), slot_vecs.shape[1], int(lengths.max(initial=1))
-    at = (_index(slot_triplet, device), _index(within, device))
-    padded_sum = slot_vecs.new_zeros((n, width, dim)).index_put(at, slot_vecs)  # [T, L, D]
-    padded_max = slot_vecs.new_full((n, width, dim), float("-inf")).index_put(at, slot_vecs)  # [T, L, D]
-    lengths_t = torch.as_tensor(lengths, device=device, dtype=slot_vecs.dtype).unsqueeze(1)
-    pooled = torch.cat([padded_sum.sum(1) / lengths_t, padded_max.amax(1)], dim=1)  # [T, 2D]
-    users = model.user_tower(pooled)  # [T, D], one pass per triplet
-
-    x_ui = (users * model.item_vectors(feats[_index(ts.positive[rows], device)])).sum(1)
-    x_uj = (users * model.item_vectors(feats[_index(ts.negative[rows], device)])).sum(1)
+    slot_vecs = model.item_vectors(_feature_rows(feats, slot_artworks))  # [S_naive, D], one pass per slot
+    users = model.user_tower(pool_profiles(slot_vecs, _index(slot_triplet, device), len(rows)))  # [T, D]
+    x_ui = (users * model.item_vectors(_feature_rows(feats, ts.positive[rows]))).sum(1)  # [T]
+    x_uj = (users * model.item_vectors(_feature_rows(feats, ts.negative[rows]))).sum(1)  # [T]
     return _bpr_loss(model, x_ui, x_uj, l2_lambda)
 
 
@@ -334,14 +331,14 @@ def train_curatornet(
                 group["lr"] = learning_rate
             epoch_start = time.perf_counter()
             order = rng.permutation(len(train))
-            loss_sum = 0.0
+            loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync per batch
             for b in range(n_batches):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = batch_loss(model, feats, train, rows, config.l2_lambda)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.item() * len(rows)
+                loss_sum += loss.detach() * len(rows)
                 if config.log_every_batches and (b + 1) % config.log_every_batches == 0:
                     say(f"epoch {epoch} batch {b + 1}/{n_batches} loss {loss.item():.4f}")
             train_seconds = time.perf_counter() - epoch_start
@@ -355,7 +352,7 @@ def train_curatornet(
                 {
                     "epoch": epoch,
                     "learning_rate": learning_rate,
-                    "train_loss": loss_sum / len(train),
+                    "train_loss": loss_sum.item() / len(train),
                     "validation_accuracy": accuracy,
                     "seconds": time.perf_counter() - epoch_start,
                     "triplets_per_second": len(train) / max(train_seconds, 1e-12),
@@ -368,7 +365,7 @@ def train_curatornet(
             if stale >= config.lr_patience:
                 learning_rate, stale = max(learning_rate * config.lr_decay, config.min_learning_rate), 0
 
-    best = CuratorNet(model_config)
+    best = CuratorNet(model_config, generator=torch.Generator())  # own generator: global RNG untouched
     best.load_state_dict(best_state)
     best.eval()
     say(f"best epoch {best_epoch} with validation accuracy {best_accuracy:.4f}")
@@ -401,7 +398,7 @@ def model_from_bytes(blob: bytes) -> CuratorNet:
     payload = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"not a CuratorNet model blob (expected format {_FORMAT!r})")
-    model = CuratorNet(CuratorNetConfig.from_dict(payload["model_config"]))
+    model = CuratorNet(CuratorNetConfig.from_dict(payload["model_config"]), generator=torch.Generator())
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model

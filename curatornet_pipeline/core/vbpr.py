@@ -170,7 +170,9 @@ def train_vbpr(
     skipped = len(train) - len(with_user)
     if len(with_user) == 0:
         raise ValueError("no training triplet carries a user (all user_idx == -1); VBPR cannot learn user factors")
-    users, pos, neg = (np.asarray(a[with_user], dtype=np.int64) for a in (train.user_idx, train.positive, train.negative))
+    users, pos, neg = (
+        np.asarray(column[with_user], dtype=np.int64) for column in (train.user_idx, train.positive, train.negative)
+    )
     if users.max() >= n_users:
         raise ValueError(f"user_idx {users.max()} >= n_users {n_users}")
     for name, column in (("positive", pos), ("negative", neg)):
@@ -181,8 +183,8 @@ def train_vbpr(
     say(f"training VBPR on {device}: {len(users)} triplets with a user, {skipped} one-item triplets skipped")
     with deterministic_algorithms(device.type == "cpu"):
         feats = torch.as_tensor(features, dtype=torch.float32).to(device)
-        net = _VBPRNet(n_users, len(features), features.shape[1], config, torch.Generator().manual_seed(config.seed))
-        net = net.to(device)
+        generator = torch.Generator().manual_seed(config.seed)
+        net = _VBPRNet(n_users, len(features), features.shape[1], config, generator).to(device)
         users_t, pos_t, neg_t = (torch.from_numpy(a).to(device) for a in (users, pos, neg))
         optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
         rng = np.random.default_rng(config.seed)

@@ -71,6 +71,23 @@ def session_members(session_id: int) -> list[int]:
     return members
 
 
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of live processes whose environment has ``name=value`` (catches any that left the session)."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and wanted in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
 def stop_session(proc: subprocess.Popen, grace_seconds: float = 30.0) -> list[int]:
     """SIGTERM the whole session of ``proc`` (it was started with start_new_session), wait, then SIGKILL.
 
