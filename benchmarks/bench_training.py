@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from curatornet_pipeline.core.model import CuratorNet
-from curatornet_pipeline.core.training import batch_loss, gather_batch, naive_triplet_loss, resolve_device
+from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.training import batch_loss, gather_batch, naive_triplet_loss
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 N_ITEMS, N_USERS, FEATURES = 6040, 2378, 2048

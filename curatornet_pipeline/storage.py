@@ -7,7 +7,8 @@ either the new table (or partition) is there in full, or the previous one is unt
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -34,6 +35,17 @@ def _create_as(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, c
     con.unregister("incoming_frame")
 
 
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def replace_tables(
     con: duckdb.DuckDBPyConnection,
     frames: Mapping[str, pd.DataFrame],
@@ -41,14 +53,9 @@ def replace_tables(
 ) -> None:
     """Replace several tables in one transaction. ``casts`` maps table -> column -> SQL type."""
     casts = casts or {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         for name, frame in frames.items():
             _create_as(con, _checked(name), frame, casts.get(name, {}))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def replace_table(
@@ -66,8 +73,7 @@ def replace_partitions(
 ) -> None:
     """Swap the rows of some partitions (``key_column IN key_values``) of several tables, atomically."""
     casts = casts or {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         for name, frame in frames.items():
             name = _checked(name)
             if not table_exists(con, name):
@@ -78,10 +84,6 @@ def replace_partitions(
             con.register("incoming_frame", frame)
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming_frame")
             con.unregister("incoming_frame")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -14,7 +14,7 @@ from curatornet_pipeline.assets.ingest import source_files, source_fingerprint
 from curatornet_pipeline.core.sampling import STRATEGIES
 from curatornet_pipeline.definitions import ALL_ASSETS, build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
-from curatornet_pipeline.resources import GallerySource
+from curatornet_pipeline.resources import CuratorDuckDB, GallerySource
 from curatornet_pipeline_tests.conftest import tiny_resources
 
 
@@ -197,7 +197,8 @@ def test_sensor_does_not_rerun_files_that_were_already_ingested(tmp_path):
     gallery = GallerySource(source=str(folder))
     with dg.DagsterInstance.ephemeral() as instance:
         # A real materialization of source_files records the fingerprints of these files.
-        assert dg.materialize([source_files], resources={"gallery": gallery}, instance=instance).success
+        resources = {"gallery": gallery, "duckdb": CuratorDuckDB(database=str(tmp_path / "curatornet.duckdb"))}
+        assert dg.materialize([source_files], resources=resources, instance=instance).success
         result = tick(gallery, instance)
         assert run_requests(result) == []
         assert result.cursor == automation.source_state_digest(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
 from curatornet_pipeline.core.training import (
     TrainingConfig,
@@ -17,7 +18,6 @@ from curatornet_pipeline.core.training import (
     model_from_bytes,
     model_to_bytes,
     naive_triplet_loss,
-    resolve_device,
     train_curatornet,
     training_config_from_bytes,
     validation_accuracy,

@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline.assets.metadata import frame_markdown, table_metadata
 from curatornet_pipeline.core.ingest import detect_source_format, read_source
+from curatornet_pipeline.core.reporting import markdown_table
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import replace_tables
 
@@ -47,19 +48,25 @@ def source_fingerprint(folder: Path) -> dict[str, str]:
     group_name=GROUP,
     kinds={"python", "file"},
     owners=["team:curatornet"],
+    pool="duckdb",
     description=(
         "The input files. With CURATORNET_SOURCE=demo (default) this generates the seeded synthetic gallery "
         "(UGallery-format CSVs + one PNG per artwork); otherwise it records the user's folder. Metadata holds "
         "a fingerprint of every file so changes are visible."
     ),
 )
-def source_files(context: dg.AssetExecutionContext, gallery: GallerySource) -> dg.MaterializeResult:
+def source_files(
+    context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     metadata: dict = {}
     if gallery.is_demo:
         stats = gallery.ensure_demo_gallery(context.log)
-        comparison = stats.get("comparison")
-        if comparison:
-            metadata["generated_vs_paper"] = frame_markdown(pd.DataFrame(comparison))
+        comparison = pd.DataFrame(stats["comparison"])
+        context.log.info("demo gallery statistics (generated vs the paper's UGallery):\n" + markdown_table(comparison))
+        with duckdb.get_connection() as con:
+            replace_tables(con, {"ingest.demo_gallery_stats": comparison.astype({"generated": float, "paper": float})})
+        metadata["generated_vs_paper"] = frame_markdown(comparison)
+        metadata["note"] = "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
     folder = gallery.folder()
     metadata["folder"] = dg.MetadataValue.path(str(folder))
     metadata["format"] = detect_source_format(folder)

@@ -39,7 +39,7 @@ STRATEGY_PARTITIONS = dg.StaticPartitionsDefinition(list(STRATEGIES))
 
 class SamplingConfig(dg.Config):
     total_train_triplets: int = Field(
-        default=120_000,
+        default=360_000,
         description="Training triplets over the six strategies (split evenly); validation adds 5%. "
         "Ignored when preset='paper'.",
     )

@@ -8,7 +8,7 @@ from curatornet_pipeline.core.sampling import check_strategy_rules
 from curatornet_pipeline.storage import read_frame, read_triplet_set
 
 
-def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str, keyed_by_strategy: bool) -> dict:
+def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str) -> dict:
     """Violation counts per (strategy, split, rule), checked on the whole table, not a sample."""
     found: dict[str, int] = {}
     with duckdb.get_connection() as con:
@@ -21,12 +21,21 @@ def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str
                 profiles_table,
                 "strategy = ? AND split = ?",
                 [strategy, split],
-                "strategy = ?" if keyed_by_strategy else "TRUE",
-                [strategy] if keyed_by_strategy else [],
+                "strategy = ?",
+                [strategy],
             )
             for rule, count in check_strategy_rules(strategy, ts, inputs).items():
                 found[f"{strategy}/{split}/{rule}"] = int(count)
     return found
+
+
+def _rules_result(duckdb: DuckDBResource, triplets_table: str, profiles_table: str) -> dg.AssetCheckResult:
+    violations = _violations(duckdb, triplets_table, profiles_table)
+    broken = {k: v for k, v in violations.items() if v}
+    return dg.AssetCheckResult(
+        passed=not broken,
+        metadata={"rules_checked": len(violations), "violations": dg.MetadataValue.json(broken)},
+    )
 
 
 @dg.asset_check(
@@ -36,12 +45,7 @@ def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str
     description="Every materialized triplet of every strategy obeys its sampling rules (vectorized over all rows).",
 )
 def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    violations = _violations(duckdb, "triplets.triplets", "triplets.profiles", keyed_by_strategy=True)
-    broken = {k: v for k, v in violations.items() if v}
-    return dg.AssetCheckResult(
-        passed=not broken,
-        metadata={"rules_checked": len(violations), "violations": dg.MetadataValue.json(broken)},
-    )
+    return _rules_result(duckdb, "triplets.triplets", "triplets.profiles")
 
 
 @dg.asset_check(
@@ -51,12 +55,7 @@ def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResul
     description="The ablation's triplets obey its rules: positive in the profile, negative outside, no test items.",
 )
 def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    violations = _violations(duckdb, "triplets.random_triplets", "triplets.random_profiles", keyed_by_strategy=True)
-    broken = {k: v for k, v in violations.items() if v}
-    return dg.AssetCheckResult(
-        passed=not broken,
-        metadata={"rules_checked": len(violations), "violations": dg.MetadataValue.json(broken)},
-    )
+    return _rules_result(duckdb, "triplets.random_triplets", "triplets.random_profiles")
 
 
 @dg.asset_check(

@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision import transforms
 from torchvision.models import ResNet50_Weights, resnet50
 
+from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.errors import InputDataError
 
 EMBEDDING_DIM = 2048
@@ -115,15 +116,6 @@ def image_transform(image_size: int = 224) -> Callable[[Image.Image], torch.Tens
             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` picks CUDA when present; asking for ``"cuda"`` without a GPU is an error, not a fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    return torch.device(device)
 
 
 def _load_image(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:

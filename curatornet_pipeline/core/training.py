@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -92,19 +93,6 @@ class TrainingResult:
     history: pd.DataFrame
     best_epoch: int
     device_used: str
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; an explicit 'cuda' without a GPU is an error, not a fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:index]'") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is available; use 'auto' or 'cpu'")
-    return resolved
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from curatornet_pipeline.core.training import deterministic_algorithms, resolve_device
+from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.training import deterministic_algorithms
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 

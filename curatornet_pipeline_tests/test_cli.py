@@ -1,0 +1,74 @@
+"""The `curatornet` command and Dagster's own definitions check, run as a user runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from PIL import Image
+
+from curatornet_pipeline.cli import main
+from curatornet_pipeline.serving import recommend_for_items
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _some_artworks(database: Path, n: int) -> list[str]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return [r[0] for r in con.execute(f"SELECT artwork_id FROM ingest.raw_artworks ORDER BY artwork_idx LIMIT {n}").fetchall()]
+
+
+def test_recommend_prints_top_k_excluding_the_profile(materialized, capsys):
+    liked = _some_artworks(materialized.database, 3)
+    code = main(["recommend", "--items", ",".join(liked), "--k", "5", "--database", str(materialized.database)])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "artwork_id" not in line]
+    assert len(rows) == 5
+    recommended = [line.split("|")[2].strip() for line in rows]
+    assert not set(recommended) & set(liked)
+
+
+def test_recommend_function_matches_the_command_and_loads_without_training(materialized):
+    liked = _some_artworks(materialized.database, 2)
+    first, model_id = recommend_for_items(materialized.database, liked, k=10)
+    second, _ = recommend_for_items(materialized.database, liked, k=10, model_id=model_id)
+    pd.testing.assert_frame_equal(first, second)
+    assert model_id.startswith("curatornet_six_strategies")
+    assert list(first["rank"]) == list(range(1, 11))
+    assert first["score"].is_monotonic_decreasing
+
+
+def test_recommend_unknown_id_is_a_clear_error(materialized, capsys):
+    code = main(["recommend", "--items", "no_such_artwork", "--database", str(materialized.database)])
+    assert code == 2
+    assert "no_such_artwork" in capsys.readouterr().err
+
+
+def test_recommend_writes_a_picture(materialized, tmp_path):
+    liked = _some_artworks(materialized.database, 2)
+    picture = tmp_path / "new_user.png"
+    code = main(
+        ["recommend", "--items", ",".join(liked), "--k", "4", "--database", str(materialized.database),
+         "--picture", str(picture), "--gallery", str(materialized.data_dir / "demo_gallery_tiny_seed7")]
+    )
+    assert code == 0
+    with Image.open(picture) as image:
+        assert image.width > 200
+
+
+def test_metrics_command_prints_the_table(materialized, capsys):
+    assert main(["metrics", "--database", str(materialized.database)]) == 0
+    out = capsys.readouterr().out
+    assert "| Oracle |" in out and "VisRank" in out
+
+
+def test_dagster_definitions_validate(tmp_path):
+    env = {**os.environ, "CURATORNET_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
