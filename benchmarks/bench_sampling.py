@@ -19,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
 import numpy as np
+import pandas as pd
 
 from curatornet_pipeline.core.clustering import cluster_embeddings
 from curatornet_pipeline.core.demo_gallery import DemoGalleryConfig, generate_demo_gallery
@@ -30,9 +32,11 @@ from curatornet_pipeline.core.sampling import (
     SamplingInputs,
     check_strategy_rules,
     sample_strategy,
+    triplet_hashes,
     union_deduplicate,
 )
 from curatornet_pipeline.core.split import last_basket_split, split_summary
+from curatornet_pipeline.storage import PROFILE_CASTS, read_triplet_set, replace_tables, triplet_frames
 
 
 def _peak_rss_mb() -> float:
@@ -106,6 +110,26 @@ def main() -> None:
             violations[sample.strategy] = sum(rules.values())
         timings["check_rules_train_s"] = time.perf_counter() - t
 
+    peak_rss_sampling = _peak_rss_mb()
+    # Round trip through DuckDB exactly as the training_triplets and curatornet_model assets do it.
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(Path(tmp) / "bench.duckdb")) as con:
+        t = time.perf_counter()
+        train_rows, profiles = triplet_frames(train, triplet_hashes(train), split="train")
+        valid_rows, _ = triplet_frames(validation, triplet_hashes(validation), split="validation")
+        replace_tables(
+            con,
+            {"triplets.training_triplets": pd.concat([train_rows, valid_rows], ignore_index=True),
+             "triplets.training_profiles": profiles},
+            {"triplets.training_profiles": PROFILE_CASTS},
+        )
+        del train_rows, valid_rows, profiles
+        timings["store_duckdb_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        loaded, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
+        read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'validation'")
+        timings["load_for_training_s"] = time.perf_counter() - t
+        assert len(loaded) == len(train)
+
     result = {
         "gallery": {**split_summary(split), "n_artworks": len(artworks), "n_artists": int(artist_codes.max()) + 1},
         "preparation": inputs.preparation,
@@ -120,6 +144,7 @@ def main() -> None:
         "union": {k: v for k, v in union_stats.items() if k != "per_strategy"},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "peak_rss_mb_before_sampling": round(rss_before_sampling, 1),
+        "peak_rss_mb_sampling": round(peak_rss_sampling, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "rule_violations": violations,
     }
@@ -133,7 +158,10 @@ def main() -> None:
               f"{row['hash_collisions']:,} | {row['near_duplicates_rejected']:,} | {row['failed_attempts']:,} | {row['wall_s']:.2f} |")
     print(f"| union (dedup) | - | {len(train):,} | {len(validation):,} | - | - | - | {timings['union_deduplicate_s']:.2f} |")
     print(f"| **total sampling + union** | | | | | | | **{timings['sampling_and_union_total_s']:.2f}** |")
-    print(f"\npeak RSS: {result['peak_rss_mb']:.0f} MB (before sampling: {rss_before_sampling:.0f} MB)")
+    print(f"| store in DuckDB (training_triplets asset) | | | | | | | {timings['store_duckdb_s']:.2f} |")
+    print(f"| load for training (curatornet_model asset) | | | | | | | {timings['load_for_training_s']:.2f} |")
+    print(f"\npeak RSS: {peak_rss_sampling:.0f} MB through sampling + union (before sampling: {rss_before_sampling:.0f} MB); "
+          f"{result['peak_rss_mb']:.0f} MB including the DuckDB round trip")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from curatornet_pipeline.core.sampling import STRATEGIES
 FULL_REFRESH_JOB = "curatornet_full_refresh"
 
 # The triplets asset has a single-run backfill policy, so one run can materialize all six partitions
-# together with the unpartitioned assets around them.
+# together with the unpartitioned assets around them. The tags go on each run request (schedule, sensor,
+# `curatornet materialize`) rather than on the job, so the job can still run one partition alone.
 ALL_STRATEGIES_TAGS = {
     "dagster/asset_partition_range_start": STRATEGIES[0],
     "dagster/asset_partition_range_end": STRATEGIES[-1],
@@ -19,6 +20,6 @@ full_refresh_job = dg.define_asset_job(
     FULL_REFRESH_JOB,
     selection=dg.AssetSelection.all(),
     description="Refresh everything downstream of the source data: ingest, split, clusters, triplets, training, "
-    "embeddings, evaluation (all six triplet partitions in the same run).",
-    tags=ALL_STRATEGIES_TAGS,
+    "embeddings, evaluation. Launch it with the ALL_STRATEGIES_TAGS range tags to cover all six triplet "
+    "partitions in one run, or with a partition key to resample one strategy.",
 )

@@ -149,3 +149,27 @@ def test_imagenet_weights_unavailable_says_how_to_use_a_local_file(ugallery_copy
     result = _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT, weights="imagenet")
     assert not result.success
     assert "local" in _failure_message(result).lower()
+
+
+def test_one_triplet_partition_materializes_alone(materialized, tmp_path):
+    """A single strategy can be (re)sampled on its own; the other partitions' rows are left as they were."""
+    data_dir = tmp_path / "data"
+    source = materialized.data_dir / "demo_gallery_tiny_seed7"
+    upstream = [*THROUGH_SPLIT, "visual_clusters"]
+    assert _run(data_dir, source, upstream).success
+    defs = build_definitions(tiny_resources(data_dir, source=str(source)))
+    job = defs.resolve_job_def(FULL_REFRESH_JOB)
+    with dg.DagsterInstance.ephemeral() as instance:
+        for strategy, budget in (("5_single_item", 600), ("2_next_basket", 600), ("5_single_item", 300)):
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=tiny_run_config(triplets={"total_train_triplets": budget}),
+                partition_key=strategy,
+                asset_selection=[dg.AssetKey("triplets")],
+            )
+            assert result.success
+    with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
+        counts = dict(con.execute("SELECT strategy, count(*) FROM triplets.triplets WHERE split = 'train' GROUP BY 1").fetchall())
+    assert set(counts) == {"5_single_item", "2_next_basket"}
+    assert counts["5_single_item"] == 50  # the last run's budget: 300 / 6 strategies
+    assert counts["2_next_basket"] <= 100
