@@ -146,15 +146,15 @@ def change_run_key(previous_digest: str | None, current_digest: str) -> str:
         "started for files that the latest source_files materialization already saw, nor while a refresh runs."
     ),
 )
-def source_files_sensor(
-    context: dg.SensorEvaluationContext, gallery: GallerySource
-) -> dg.SensorResult | dg.SkipReason:
+def source_files_sensor(context: dg.SensorEvaluationContext, gallery: GallerySource) -> dg.SensorResult | dg.SkipReason:
     try:
         folder = gallery.folder()
     except FileNotFoundError as error:
         return dg.SkipReason(str(error))
     if not folder.is_dir():
-        return dg.SkipReason(f"source folder {folder} does not exist yet (the demo gallery is written by the first run)")
+        return dg.SkipReason(
+            f"source folder {folder} does not exist yet (the demo gallery is written by the first run)"
+        )
     fingerprint = source_fingerprint(folder)
     if not any(name in fingerprint for name in SOURCE_FILE_NAMES if name.endswith(".csv")):
         return dg.SkipReason(f"{folder} holds none of the source CSV files yet")

@@ -19,7 +19,9 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, ylabel: str, highlight: int | None = None) -> bytes:
+def bar_chart(
+    labels: Sequence[str], values: Sequence[float], title: str, ylabel: str, highlight: int | None = None
+) -> bytes:
     fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(labels) + 2), 3.2))
     colors = ["#c44e52" if i == highlight else "#4c72b0" for i in range(len(labels))]
     ax.bar(range(len(labels)), values, color=colors)
@@ -39,7 +41,9 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) 
     return _png(fig)
 
 
-def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str) -> bytes:
+def line_chart(
+    x: Sequence[float], series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str
+) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, ys in series.items():
         ax.plot(x, ys, marker="o", label=name)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
-from curatornet_pipeline.storage import read_frame, read_vectors, table_exists
+from curatornet_pipeline.storage import load_item_vectors, read_frame, table_exists
 
 
 @dataclass
@@ -49,7 +49,7 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
                 raise RuntimeError("model.curatornet_models holds no six-strategy model")
             model_id = row[0]
         found = con.execute(
-            "SELECT weights, trained_at FROM model.curatornet_models WHERE model_id = ?", [model_id]
+            "SELECT weights, trained_at, run_id FROM model.curatornet_models WHERE model_id = ?", [model_id]
         ).fetchone()
         if found is None:
             known = [r[0] for r in con.execute("SELECT model_id FROM model.curatornet_models").fetchall()]
@@ -57,12 +57,7 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
         ids = read_frame(
             con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
         )["artwork_id"].tolist()
-        vectors = read_vectors(
-            con,
-            "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx",
-            "vector",
-            [model_id],
-        )
+        vectors = load_item_vectors(con, model_id, found[2])
     model = model_from_bytes(bytes(found[0]))
     return LoadedRecommender(Recommender(model, vectors, ids), model_id, found[1])
 

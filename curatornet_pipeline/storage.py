@@ -117,6 +117,24 @@ def vector_column(matrix: np.ndarray) -> list[np.ndarray]:
     return list(np.ascontiguousarray(matrix, dtype=np.float32))
 
 
+def load_item_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> np.ndarray:
+    """The cached item vectors of one model, refusing vectors computed from other weights than the stored ones."""
+    require_table(con, "model.item_embeddings", "item_embeddings")
+    stale = con.execute(
+        "SELECT count(*) FROM model.item_embeddings WHERE model_id = ? AND model_run_id IS DISTINCT FROM ?",
+        [model_id, model_run_id],
+    ).fetchone()[0]
+    vectors = read_vectors(
+        con, "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", "vector", [model_id]
+    )
+    if stale or len(vectors) == 0:
+        raise RuntimeError(
+            f"model.item_embeddings does not hold vectors of the current weights of {model_id}: "
+            "re-materialize item_embeddings"
+        )
+    return vectors
+
+
 # --- triplets: integer columns plus a shared profiles table -------------------------------------------
 
 

@@ -72,3 +72,17 @@ def test_dagster_definitions_validate(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
+    """If the model was retrained but item_embeddings was not, serving must not mix new weights with old vectors."""
+    import shutil
+
+    import pytest
+
+    database = tmp_path / "copy.duckdb"
+    shutil.copy(materialized.database, database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'")
+    with pytest.raises(RuntimeError, match="re-materialize item_embeddings"):
+        recommend_for_items(database, _some_artworks(database, 2), k=5)

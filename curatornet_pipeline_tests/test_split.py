@@ -114,3 +114,22 @@ def test_earlier_purchase_of_a_held_out_item_is_excluded_not_dropped():
     )
     labelled = last_basket_split(rows)
     assert labelled["split"].tolist() == ["excluded", "train", "test"]
+
+
+def test_user_who_only_rebought_one_print_is_train_only():
+    import pandas as pd
+
+    from curatornet_pipeline.core.split import last_basket_split
+
+    rows = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "v", "v"],
+            "basket_id": [0, 1, 2, 3],
+            "purchase_timestamp": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-01", "2020-02-01"]),
+            "artwork_id": ["print", "print", "a", "b"],
+            "artwork_idx": [0, 0, 1, 2],
+        }
+    )
+    labelled = last_basket_split(rows)
+    # Holding u's last basket out would leave u with no training item, so u is not evaluated.
+    assert labelled["split"].tolist() == ["train", "train", "train", "test"]

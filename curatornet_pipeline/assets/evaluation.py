@@ -11,7 +11,7 @@ from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models
+from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models, load_model_features
 from curatornet_pipeline.core.evaluation import (
     aggregate_table,
     curatornet_scorer,
@@ -30,7 +30,7 @@ from curatornet_pipeline.core.picture import PictureRow, contact_sheet
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.core.vbpr import VBPRModel
 from curatornet_pipeline.resources import GallerySource
-from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table
+from curatornet_pipeline.storage import load_item_vectors, read_frame, replace_tables, require_table
 
 GROUP = "evaluation"
 RANDOM_SAMPLING_PREFIX = "CuratorNet random sampling"
@@ -70,22 +70,18 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
     with duckdb.get_connection() as con:
         artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
         transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
-        raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
+        raw, _ = load_model_features(con)
         models = load_curatornet_models(con)
-        require_table(con, "model.item_embeddings", "item_embeddings")
-        item_vectors = {
-            model_id: read_vectors(
-                con,
-                "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx",
-                "vector",
-                [model_id],
-            )
-            for model_id in models["model_id"]
-        }
+        item_vectors = {row.model_id: load_item_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
         require_table(con, "model.vbpr_models", "vbpr_model")
         vbpr = read_frame(con, "SELECT l2_lambda, weights FROM model.vbpr_models").iloc[0]
         user_index = dict(read_frame(con, "SELECT user_id, user_idx FROM split.users").itertuples(index=False))
     users = evaluation_users(artworks, transactions)
+    if not users:
+        raise RuntimeError(
+            "no evaluation users: nobody has two or more baskets with training items left, so there is no held-out "
+            "basket to evaluate on"
+        )
     scorers = {}
     for row in models.itertuples():
         scorers[_curatornet_label(row.variant, row.l2_lambda)] = curatornet_scorer(
@@ -213,6 +209,8 @@ def recommendation_gallery(
     files = find_image_files(folder, sorted(wanted))
     out_dir = Path(gallery.data_dir).resolve() / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("recommendations_user_*.png"):  # a smaller n_users must not leave stale pictures
+        old.unlink()
     metadata: dict = {"method": method, "folder": dg.MetadataValue.path(str(out_dir))}
     for n, user_id in enumerate(chosen):
         rows = baskets[baskets["user_id"] == user_id]

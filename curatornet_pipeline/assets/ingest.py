@@ -66,7 +66,9 @@ def source_files(
         with duckdb.get_connection() as con:
             replace_tables(con, {"ingest.demo_gallery_stats": comparison.astype({"generated": float, "paper": float})})
         metadata["generated_vs_paper"] = frame_markdown(comparison)
-        metadata["note"] = "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
+        metadata["note"] = (
+            "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
+        )
     folder = gallery.folder()
     metadata["folder"] = dg.MetadataValue.path(str(folder))
     metadata["format"] = detect_source_format(folder)

@@ -99,6 +99,9 @@ def _train_variant(
     profiles_table: str,
     upstream: str,
 ) -> dg.MaterializeResult:
+    labels = [format_lambda(l2) for l2 in config.l2_lambdas]
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError(f"l2_lambdas must be a non-empty list of distinct values, got {config.l2_lambdas}")
     with duckdb.get_connection() as con:
         require_table(con, triplets_table, upstream)
         _, features = load_model_features(con)
@@ -279,7 +282,8 @@ def vbpr_model(
 def load_curatornet_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
     require_table(con, "model.curatornet_models", "curatornet_model")
     models = read_frame(
-        con, "SELECT model_id, variant, l2_lambda, weights FROM model.curatornet_models ORDER BY variant, l2_lambda"
+        con,
+        "SELECT model_id, variant, l2_lambda, run_id, weights FROM model.curatornet_models ORDER BY variant, l2_lambda",
     )
     if models.empty:
         raise RuntimeError("model.curatornet_models is empty: materialize curatornet_model first")
@@ -322,6 +326,8 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
             pd.DataFrame(
                 {
                     "model_id": row.model_id,
+                    # Which training run's weights produced these vectors, so readers can refuse stale ones.
+                    "model_run_id": row.run_id,
                     "artwork_idx": artworks["artwork_idx"],
                     "artwork_id": artworks["artwork_id"],
                     "vector": vector_column(item_vecs),

@@ -103,19 +103,12 @@ def _sample_metadata(stats: dict) -> dict:
 
 
 def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and validation rows of one strategy, sharing one profile table (ids offset for validation)."""
-    train_rows, train_profiles = triplet_frames(
-        sample.train, triplet_hashes(sample.train), strategy=strategy, split="train"
-    )
-    valid_rows, valid_profiles = triplet_frames(
+    """Train and validation rows of one strategy, and the one profile table both point at."""
+    train_rows, profiles = triplet_frames(sample.train, triplet_hashes(sample.train), strategy=strategy, split="train")
+    valid_rows, _ = triplet_frames(
         sample.validation, triplet_hashes(sample.validation), strategy=strategy, split="validation"
     )
-    offset = sample.train.n_profiles
-    valid_rows["profile_id"] += offset
-    valid_profiles["profile_id"] += offset
-    return pd.concat([train_rows, valid_rows], ignore_index=True), pd.concat(
-        [train_profiles, valid_profiles], ignore_index=True
-    )
+    return pd.concat([train_rows, valid_rows], ignore_index=True), profiles
 
 
 @dg.asset(
@@ -135,6 +128,7 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
     budget = config.budget()
     with duckdb.get_connection() as con:
         inputs = load_sampling_inputs(con)
+    all_rows, all_profiles = [], []
     for strategy in context.partition_keys:
         started = time.perf_counter()
         context.log.info(
@@ -142,23 +136,30 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
         )
         sample = sample_strategy(strategy, inputs, budget, seed=config.seed)
         rows, profiles = _sample_frames(sample, strategy)
-        with duckdb.get_connection() as con:
-            replace_partitions(
-                con,
-                {"triplets.triplets": rows, "triplets.profiles": profiles},
-                key_column="strategy",
-                key_values=[strategy],
-                casts={"triplets.profiles": PROFILE_CASTS},
-            )
+        all_rows.append(rows)
+        all_profiles.append(profiles)
         seconds = time.perf_counter() - started
         context.log.info(
             f"{strategy}: {len(sample.train)} train, {len(sample.validation)} validation in {seconds:.1f}s"
         )
         context.add_asset_metadata(
-            {**_sample_metadata(sample.stats), "seconds": float(seconds)}, partition_key=strategy
+            {**_sample_metadata(sample.stats), "dagster/row_count": len(rows), "seconds": float(seconds)},
+            partition_key=strategy,
         )
+    # Every partition of this run is swapped in one transaction: a failure leaves all of them as they were.
     with duckdb.get_connection() as con:
-        return dg.MaterializeResult(metadata=table_metadata(con, "triplets.triplets"))
+        replace_partitions(
+            con,
+            {
+                "triplets.triplets": pd.concat(all_rows, ignore_index=True),
+                "triplets.profiles": pd.concat(all_profiles, ignore_index=True),
+            },
+            key_column="strategy",
+            key_values=list(context.partition_keys),
+            casts={"triplets.profiles": PROFILE_CASTS},
+        )
+        metadata = table_metadata(con, "triplets.triplets")
+    return dg.MaterializeResult(metadata={"dagster/column_schema": metadata["dagster/column_schema"]})
 
 
 @dg.asset(

@@ -15,8 +15,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import euclidean_distances, silhouette_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
+
+from curatornet_pipeline.core.features import zscore_catalogue
 
 # Above this many items the (N, N) distance matrix (float32: 4 * N**2 bytes, 256 MB here) is not kept
 # in memory and every run's silhouette recomputes distances in chunks instead.
@@ -92,7 +93,7 @@ def _cluster(
     progress: Callable[[int, int, float], None] | None,
 ) -> ClusteringResult:
     n_samples, n_features = x.shape
-    z = StandardScaler().fit_transform(x)
+    z = zscore_catalogue(x, dtype=np.float64)
     n_components = min(pca_components, n_samples, n_features)
     pca = PCA(n_components=n_components, random_state=seed)
     vectors = pca.fit_transform(z).astype(np.float32)

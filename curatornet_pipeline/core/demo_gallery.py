@@ -124,8 +124,13 @@ class DemoGalleryConfig:
             raise ValueError("need 1 <= n_artists <= n_artworks")
         if self.n_users < 1 or self.image_size < 8 or self.n_style_families < 1:
             raise ValueError("need n_users >= 1, image_size >= 8 and n_style_families >= 1")
-        for name in ("one_of_a_kind_fraction", "single_session_user_fraction", "artist_loyalty",
-                     "off_taste_fraction", "launch_inventory_fraction"):
+        for name in (
+            "one_of_a_kind_fraction",
+            "single_session_user_fraction",
+            "artist_loyalty",
+            "off_taste_fraction",
+            "launch_inventory_fraction",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
         if self.artist_loyalty + self.off_taste_fraction > 1.0:
@@ -183,8 +188,9 @@ class _Styles:
 
 
 def _family_styles(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    schemes = np.array([[0.0, 0.06, -0.06, 0.12], [0.0, 0.5, 0.04, 0.46], [0.0, 1 / 3, 2 / 3, 0.05],
-                        [0.0, 0.42, 0.58, -0.04]])
+    schemes = np.array(
+        [[0.0, 0.06, -0.06, 0.12], [0.0, 0.5, 0.04, 0.46], [0.0, 1 / 3, 2 / 3, 0.05], [0.0, 0.42, 0.58, -0.04]]
+    )
     hue = rng.random(n)[:, None] + schemes[rng.integers(0, len(schemes), n)]
     saturation = np.clip(rng.uniform(0.25, 1.0, n)[:, None] + rng.normal(0, 0.1, (n, 4)), 0.05, 1)
     value = np.clip(rng.uniform(0.3, 1.0, n)[:, None] + rng.normal(0, 0.25, (n, 4)), 0.08, 1)
@@ -199,7 +205,9 @@ def _family_styles(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _perturb(rng: np.random.Generator, parent: dict[str, np.ndarray], rows: np.ndarray, scale: float) -> dict[str, np.ndarray]:
+def _perturb(
+    rng: np.random.Generator, parent: dict[str, np.ndarray], rows: np.ndarray, scale: float
+) -> dict[str, np.ndarray]:
     """Copy ``parent`` rows and jitter every style parameter; ``scale`` multiplies the designed jitter."""
     n = len(rows)
     hsv = parent["hsv"][rows].copy()
@@ -222,8 +230,17 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     i = np.floor(h).astype(int) % 6
     f = h - np.floor(h)
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = np.stack([np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-                      np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1)], 0)
+    table = np.stack(
+        [
+            np.stack([v, t, p], -1),
+            np.stack([q, v, p], -1),
+            np.stack([p, v, t], -1),
+            np.stack([p, q, v], -1),
+            np.stack([t, p, v], -1),
+            np.stack([v, p, q], -1),
+        ],
+        0,
+    )
     return np.take_along_axis(table, i[None, ..., None], axis=0)[0]
 
 
@@ -281,7 +298,9 @@ def _render(styles: _Styles, rows: np.ndarray, rng: np.random.Generator, size: i
 def _session_counts(rng: np.random.Generator, config: DemoGalleryConfig) -> np.ndarray:
     n_single = int(round(config.single_session_user_fraction * config.n_users))
     extra_mean = config.mean_sessions_returning_user - 2.0
-    extra = rng.geometric(1.0 / (1.0 + extra_mean), config.n_users) - 1 if extra_mean > 0 else np.zeros(config.n_users, int)
+    extra = (
+        rng.geometric(1.0 / (1.0 + extra_mean), config.n_users) - 1 if extra_mean > 0 else np.zeros(config.n_users, int)
+    )
     counts = 2 + np.minimum(extra, 40)
     counts[rng.permutation(config.n_users)[:n_single]] = 1
     return counts
@@ -373,8 +392,13 @@ def _purchases(
 # Writing
 
 
-def _statistics(config: DemoGalleryConfig, artist_of: np.ndarray, is_photo: np.ndarray,
-                baskets: list[tuple[int, int, list[int]]], unfilled: int) -> dict:
+def _statistics(
+    config: DemoGalleryConfig,
+    artist_of: np.ndarray,
+    is_photo: np.ndarray,
+    baskets: list[tuple[int, int, list[int]]],
+    unfilled: int,
+) -> dict:
     """The gallery_stats.json content: generated statistics, the paper's, a side-by-side list, the config."""
     items = np.array([i for _, _, basket in baskets for i in basket], dtype=np.int64)
     users = np.array([u for u, _, _ in baskets], dtype=np.int64)
@@ -403,7 +427,8 @@ def _statistics(config: DemoGalleryConfig, artist_of: np.ndarray, is_photo: np.n
         "one_of_a_kind_artwork_fraction": round(float(1 - is_photo.mean()), 4),
         "one_of_a_kind_purchase_fraction": round(float(1 - is_photo[items].mean()), 4) if len(items) else None,
         "one_of_a_kind_sold_fraction": round(float(np.isin(np.flatnonzero(~is_photo), items).mean()), 4)
-        if (~is_photo).any() else None,
+        if (~is_photo).any()
+        else None,
         "single_session_user_fraction": round(float((sessions_per_user[active] == 1).mean()), 4),
         "n_baskets": len(baskets),
         "mean_basket_size": round(float(len(items) / max(len(baskets), 1)), 4),

@@ -87,7 +87,9 @@ def _resnet50_from_file(path: Path) -> torch.nn.Module:
     except Exception as exc:
         raise InputDataError(path, f"cannot load as a PyTorch state_dict ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputDataError(path, "expected a state_dict (a mapping of parameter names to tensors) of torchvision's resnet50")
+        raise InputDataError(
+            path, "expected a state_dict (a mapping of parameter names to tensors) of torchvision's resnet50"
+        )
     model = resnet50(weights=None)
     expected = set(model.state_dict())
     # A backbone saved with its classifier already removed lacks fc.*, which we drop anyway.
@@ -258,7 +260,9 @@ def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
         try:
             vec = np.asarray(raw_vec, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise InputDataError(path, f"array index {i} ({artwork_id!r}): vector is not numeric ({exc})", row=i) from None
+            raise InputDataError(
+                path, f"array index {i} ({artwork_id!r}): vector is not numeric ({exc})", row=i
+            ) from None
         if vec.ndim != 1 or vec.shape[0] != EMBEDDING_DIM:
             raise InputDataError(
                 path,
@@ -275,9 +279,7 @@ def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
     wanted = list(artwork_ids)
     missing = [a for a in wanted if a not in first_index]
     if missing:
-        raise InputDataError(
-            path, f"{len(missing)} catalogue artworks have no embedding, e.g. {missing[:_MAX_LISTED]}"
-        )
+        raise InputDataError(path, f"{len(missing)} catalogue artworks have no embedding, e.g. {missing[:_MAX_LISTED]}")
     extra = sorted(set(ids) - set(wanted))
     if extra:
         raise InputDataError(

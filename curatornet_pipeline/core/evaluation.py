@@ -52,7 +52,7 @@ class EvaluationUser:
     """Everything a scorer may look at for one evaluation user."""
 
     user_id: str
-    profile: np.ndarray  # int64 training artwork_idx in purchase order (repeats kept)
+    profile: np.ndarray  # int64 distinct training artwork_idx in order of first purchase (as in training)
     candidates: np.ndarray  # int64, ascending
     relevant: np.ndarray  # int64, ascending
     protocol: str
@@ -107,7 +107,8 @@ def evaluation_users(artworks: pd.DataFrame, split_transactions: pd.DataFrame) -
             continue
         if test["basket_id"].nunique() != 1:
             raise ValueError(f"user {user_id!r} has {test['basket_id'].nunique()} held-out baskets, expected 1")
-        profile = rows.loc[rows["split"] == "train", "artwork_idx"].to_numpy(np.int64)
+        # Each artwork once, as in the training histories: a print bought twice must not weigh double in the pool.
+        profile = pd.unique(rows.loc[rows["split"] == "train", "artwork_idx"].to_numpy(np.int64))
         relevant = np.unique(test["artwork_idx"].to_numpy(np.int64))
         basket_ns = int(test["_ns"].min())
 

@@ -403,7 +403,9 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
     """
     images_dir = Path(folder) / "images"
     if not images_dir.is_dir():
-        raise InputDataError(images_dir, "images folder not found; expected one image per artwork named <artwork_id>.jpg/.png/.webp")
+        raise InputDataError(
+            images_dir, "images folder not found; expected one image per artwork named <artwork_id>.jpg/.png/.webp"
+        )
     wanted = set(artwork_ids)
     candidates: dict[str, list[Path]] = {}
     for path in images_dir.iterdir():

@@ -60,8 +60,10 @@ def contact_sheet(title: str, rows: Sequence[PictureRow], thumb: int = 72, per_r
         for i, (path, hit) in enumerate(zip(images, hits)):
             x = pad + i * cell
             if hit is not None:
-                draw.rectangle([x, y, x + thumb + 2 * border - 1, y + thumb + 2 * border - 1],
-                               fill=HIT_COLOUR if hit else MISS_COLOUR)
+                draw.rectangle(
+                    [x, y, x + thumb + 2 * border - 1, y + thumb + 2 * border - 1],
+                    fill=HIT_COLOUR if hit else MISS_COLOUR,
+                )
             sheet.paste(_thumbnail(Path(path), thumb), (x + border, y + border))
         y += cell
     return sheet

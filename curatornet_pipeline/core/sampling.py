@@ -292,9 +292,7 @@ class _Index:
         test_outside = ~test_artist_bought & ~test_cluster_bought
         test_outside_count = np.bincount(self.test_user[test_outside], minlength=n_users)
         self.n_disjoint_negatives = (n - (in_artists + in_clusters - in_both) - test_outside_count).astype(np.int64)
-        favourite = (
-            e_in_cluster & ~self.user_item.contains(e_user, e_item) & ~self.user_test.contains(e_user, e_item)
-        )
+        favourite = e_in_cluster & ~self.user_item.contains(e_user, e_item) & ~self.user_test.contains(e_user, e_item)
         self.n_favourite_positives = np.bincount(e_user[favourite], minlength=n_users).astype(np.int64)
         # Held-out items are never in the history (checked), so profile and held-out basket are disjoint.
         distinct_test_count = np.bincount(np.unique(self.user_test.keys) // max(n, 1), minlength=n_users)

@@ -12,7 +12,9 @@ normally share one timestamp).
 A reproducible print can be bought twice by one user. When an item of a user's held-out basket also
 appears in one of their earlier baskets, those earlier rows are labelled "excluded": they stay in the
 table (nothing is dropped) but are not training data, because training on them would leak the held-out
-item into the user's profile.
+item into the user's profile. A user whose every earlier row would be excluded that way (they only ever
+re-bought the same print) keeps no training data, so nothing is held out for them: they are train-only,
+like a one-basket user.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
     item_column = "artwork_idx" if "artwork_idx" in out.columns else "artwork_id"
     held_out = pd.MultiIndex.from_frame(out.loc[is_test, ["user_id", item_column]])
     repeats_held_out = ~is_test & pd.MultiIndex.from_frame(out[["user_id", item_column]]).isin(held_out)
+    keeps_training = out.loc[~is_test & ~repeats_held_out, "user_id"].unique()
+    no_training_left = out["user_id"].isin(out.loc[is_test, "user_id"]) & ~out["user_id"].isin(keeps_training)
+    is_test &= ~no_training_left.to_numpy()
+    repeats_held_out &= ~no_training_left.to_numpy()
     out[SPLIT_COLUMN] = np.where(is_test, TEST, np.where(repeats_held_out, EXCLUDED, TRAIN)).astype(object)
     return out
 

@@ -146,7 +146,11 @@ class VBPRModel:
     def from_bytes(cls, blob: bytes) -> "VBPRModel":
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             return cls(
-                z["user_latent"], z["user_visual"], z["item_latent"], z["item_visual"], z["item_bias"],
+                z["user_latent"],
+                z["user_visual"],
+                z["item_latent"],
+                z["item_visual"],
+                z["item_bias"],
                 int(z["skipped_triplets"]),
             )
 
