@@ -23,9 +23,17 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from curatornet_pipeline.runner import materialize_everything
 
     run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if args.config:
+        import yaml  # comes with dagster
+
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            print(f"error: {args.config}: expected a YAML mapping with an 'ops' key", file=sys.stderr)
+            return 2
+        run_config.update({k: v for k, v in loaded.items() if k != "loggers"})
     if args.sampling_preset:
-        run_config.setdefault("ops", {})["triplets"] = {"config": {"preset": args.sampling_preset}}
-        run_config["ops"]["random_triplets"] = {"config": {"preset": args.sampling_preset}}
+        for op in ("triplets", "random_triplets"):
+            run_config.setdefault("ops", {}).setdefault(op, {}).setdefault("config", {})["preset"] = args.sampling_preset
     print(f"materializing every asset into {settings.duckdb_path()} (source: {settings.source_setting()})", flush=True)
     started = time.perf_counter()
     with _instance() as instance:
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     materialize = sub.add_parser("materialize", help="materialize every asset (all six triplet partitions) in one run")
     materialize.add_argument("--sampling-preset", choices=["paper"], help="sample the paper's 10M training triplets")
+    materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     materialize.set_defaults(func=cmd_materialize)
 

@@ -86,3 +86,10 @@ def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
         con.execute("UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'")
     with pytest.raises(RuntimeError, match="re-materialize item_embeddings"):
         recommend_for_items(database, _some_artworks(database, 2), k=5)
+
+
+def test_materialize_rejects_a_config_that_is_not_a_mapping(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    assert main(["materialize", "--config", str(bad)]) == 2
+    assert "bad.yaml" in capsys.readouterr().err

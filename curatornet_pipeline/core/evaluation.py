@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from curatornet_pipeline.core.features import unit_rows
 from curatornet_pipeline.core.metrics import top_k_order, user_metrics
 from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.vbpr import VBPRModel
@@ -142,17 +143,12 @@ def candidate_items(artworks: pd.DataFrame, split_transactions: pd.DataFrame) ->
 # Scorers: plain functions, and adapters to the Scorer signature used by evaluate_methods.
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)  # a zero vector has cosine 0 with everything
-
-
 def visrank_scores(raw_embeddings: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """VisRank: max cosine similarity between each candidate and any profile item, on the raw embeddings."""
     if len(profile) == 0:
         raise ValueError("VisRank needs a non-empty profile")
-    cand = _unit_rows(np.asarray(raw_embeddings[candidates], dtype=np.float64))  # [C, F]
-    prof = _unit_rows(np.asarray(raw_embeddings[np.unique(profile)], dtype=np.float64))  # [L, F]
+    cand = unit_rows(np.asarray(raw_embeddings[candidates], dtype=np.float64))  # [C, F]
+    prof = unit_rows(np.asarray(raw_embeddings[np.unique(profile)], dtype=np.float64))  # [L, F]
     return (cand @ prof.T).max(axis=1)
 
 

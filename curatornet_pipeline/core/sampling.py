@@ -41,8 +41,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from curatornet_pipeline.core.features import unit_rows
 from curatornet_pipeline.core.split import SPLIT_COLUMN, SPLIT_LABELS, TEST, order_baskets
-from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.core.triplet_set import TripletSet, gather_csr_rows, ranks_within
 
 STRATEGIES: tuple[str, ...] = (
     "1_hidden_basket_item",
@@ -76,30 +77,6 @@ _COSINE_CHUNK = 1 << 15  # rows per chunk when gathering PCA vectors (bounded te
 # --------------------------------------------------------------------------------------------------
 # Small array helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _ranks_within(lengths: np.ndarray) -> np.ndarray:
-    """For segments of the given lengths laid end to end: each element's position inside its segment."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    starts = np.cumsum(lengths) - lengths
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-
-
-def _gather_rows(offsets: np.ndarray, items: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR rows ``rows`` of (offsets, items) as a new CSR table (rows may repeat)."""
-    lengths = (offsets[rows + 1] - offsets[rows]).astype(np.int64)
-    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    element = np.repeat(offsets[rows].astype(np.int64), lengths) + _ranks_within(lengths)
-    return new_offsets, items[element]
-
-
-def _ascending_mask_indices(n: int, indices: np.ndarray) -> np.ndarray:
-    """``np.sort(indices)`` for distinct indices in [0, n), in O(n) through a mask."""
-    mask = np.zeros(n, dtype=bool)
-    mask[indices] = True
-    return np.flatnonzero(mask)
 
 
 def _used_ids(n: int, *id_arrays: np.ndarray) -> np.ndarray:
@@ -218,7 +195,7 @@ class _Index:
         self.artist_size = np.bincount(self.artist, minlength=self.n_artists)
         self.artist_offsets = np.concatenate([[0], np.cumsum(self.artist_size)])
         self.rank_in_artist = np.empty(n, dtype=np.int64)
-        self.rank_in_artist[self.artist_items] = _ranks_within(self.artist_size)
+        self.rank_in_artist[self.artist_items] = ranks_within(self.artist_size)
 
         # Users: training history in time order as CSR, plus basket boundaries inside it.
         n_users = len(inputs.user_ids)
@@ -229,7 +206,7 @@ class _Index:
         self.user_basket_offsets = np.concatenate([[0], np.cumsum(self.user_n_baskets)])
         self.basket_offsets = np.concatenate([[0], np.cumsum(self.basket_len)])
         self.basket_user = np.repeat(np.arange(n_users), self.user_n_baskets)
-        self.basket_rank = _ranks_within(self.user_n_baskets)
+        self.basket_rank = ranks_within(self.user_n_baskets)
         flat = [np.asarray(b) for baskets in inputs.train_baskets for b in baskets]
         self.hist_items = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, dtype=np.int64)
         self.hist_len = np.bincount(self.basket_user, weights=self.basket_len, minlength=n_users).astype(np.int64)
@@ -284,7 +261,7 @@ class _Index:
         # Expand (user, bought artist) to every work of that artist: small (~ works per artist per pair).
         lengths = self.artist_size[ua_artist]
         e_user = np.repeat(ua_user, lengths)
-        e_item = self.artist_items[np.repeat(self.artist_offsets[ua_artist], lengths) + _ranks_within(lengths)]
+        e_item = self.artist_items[np.repeat(self.artist_offsets[ua_artist], lengths) + ranks_within(lengths)]
         e_in_cluster = self.user_cluster.contains(e_user, self.cluster[e_item])
         in_both = np.bincount(e_user[e_in_cluster], minlength=n_users)
         test_artist_bought = self.user_artist.contains(self.test_user, self.artist[self.test_item])
@@ -301,10 +278,8 @@ class _Index:
     def _find_near_duplicates(self, pca_unit: np.ndarray) -> None:
         """All same-cluster pairs with cosine >= 1 - 1e-7, as (low, high) artwork_idx pairs."""
         lows, highs = [], []
-        vectors = pca_unit.astype(np.float64)
-        norms = np.linalg.norm(vectors, axis=1)
         # Normalise again in float64: float32 unit vectors can have |v|**2 off by ~1e-7, the threshold's size.
-        vectors = np.divide(vectors, norms[:, None], out=np.zeros_like(vectors), where=norms[:, None] > 0)
+        vectors = unit_rows(pca_unit.astype(np.float64))
         for c in range(self.n_clusters):
             members = self.cluster_items[self.cluster_offsets[c] : self.cluster_offsets[c + 1]]
             if len(members) < 2:
@@ -341,12 +316,12 @@ class _Index:
         multi = np.flatnonzero(self.basket_len >= 2)
         lengths = self.basket_len[multi]
         basket = np.repeat(multi, lengths)
-        hist_pos = self.basket_offsets[basket] + _ranks_within(lengths)  # position of the hidden item
+        hist_pos = self.basket_offsets[basket] + ranks_within(lengths)  # position of the hidden item
         user = self.basket_user[basket]
         user_start = self.hist_offsets[user]
         profile_len = self.basket_offsets[basket + 1] - user_start - 1
         offsets = np.concatenate([[0], np.cumsum(profile_len)])
-        r = _ranks_within(profile_len)
+        r = ranks_within(profile_len)
         inst = np.repeat(np.arange(len(basket)), profile_len)
         skip = (r >= (hist_pos - user_start)[inst]).astype(np.int64)
         items = self.hist_items[user_start[inst] + r + skip]
@@ -372,7 +347,7 @@ class _Index:
         start = self.hist_offsets[user]
         profile_len = self.basket_offsets[basket + 1] - start
         offsets = np.concatenate([[0], np.cumsum(profile_len)])
-        items = self.hist_items[np.repeat(start, profile_len) + _ranks_within(profile_len)]
+        items = self.hist_items[np.repeat(start, profile_len) + ranks_within(profile_len)]
         instance_of_basket = np.full(len(self.basket_len), -1, dtype=np.int64)
         instance_of_basket[basket] = np.arange(len(basket))
         per_user = np.bincount(user, minlength=self.n_users)
@@ -447,8 +422,7 @@ class SamplingInputs:
         pca = np.asarray(pca_vectors, dtype=np.float64)
         if pca.ndim != 2 or len(pca) != n:
             raise ValueError(f"pca_vectors must have shape ({n}, d), got {pca.shape}")
-        norms = np.linalg.norm(pca, axis=1, keepdims=True)
-        pca_unit = np.divide(pca, norms, out=np.zeros_like(pca), where=norms > 0).astype(np.float32)
+        pca_unit = unit_rows(pca).astype(np.float32)
 
         tx = split_transactions
         needed = ("user_id", "basket_id", "purchase_timestamp", "artwork_idx", SPLIT_COLUMN)
@@ -834,7 +808,7 @@ class _Sampler:
             unique_hashes, first = np.unique(hashes, return_index=True)
             fresh = ~_sorted_contains(taken, unique_hashes)
             self.hash_collisions += len(keep) - int(fresh.sum())
-            accepted = keep[_ascending_mask_indices(len(keep), first[fresh])]
+            accepted = keep[_used_ids(len(keep), first[fresh])]
             new_hashes = unique_hashes[fresh]
             taken = np.insert(taken, np.searchsorted(taken, new_hashes), new_hashes)
             parts.append(
@@ -903,7 +877,7 @@ def _compact_profiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep only the profiles some triplet uses, renumbering ``profile_id`` in place."""
     used = _used_ids(len(offsets) - 1, *(c["profile_id"] for c in column_sets))
-    new_offsets, new_items = _gather_rows(np.asarray(offsets, dtype=np.int64), items, used)
+    new_offsets, new_items = gather_csr_rows(np.asarray(offsets, dtype=np.int64), items, used)
     renumber = np.full(len(offsets) - 1, -1, dtype=np.int32)
     renumber[used] = np.arange(len(used), dtype=np.int32)
     for columns in column_sets:
@@ -1048,16 +1022,16 @@ def union_deduplicate(
     )
 
     train_unique, train_first = np.unique(train_hash, return_index=True)
-    train_keep = _ascending_mask_indices(len(train_hash), train_first)
+    train_keep = _used_ids(len(train_hash), train_first)
     validation_unique, validation_first = np.unique(validation_hash, return_index=True)
     not_in_train = ~_sorted_contains(train_unique, validation_unique)
-    validation_keep = _ascending_mask_indices(len(validation_hash), validation_first[not_in_train])
+    validation_keep = _used_ids(len(validation_hash), validation_first[not_in_train])
 
     train = {k: v[train_keep] for k, v in train.items()}
     validation = {k: v[validation_keep] for k, v in validation.items()}
 
     used = _used_ids(len(distinct_hash), train["profile"], validation["profile"])
-    shared_offsets, shared_items = _gather_rows(all_offsets, all_items, first_row[used])
+    shared_offsets, shared_items = gather_csr_rows(all_offsets, all_items, first_row[used])
     new_profile_id = np.full(len(distinct_hash), -1, dtype=np.int32)
     new_profile_id[used] = np.arange(len(used), dtype=np.int32)
 
@@ -1160,7 +1134,7 @@ def check_strategy_rules(strategy: str, ts: TripletSet, inputs: SamplingInputs) 
         pair_keys, pair_of_row = np.unique(p * max(ix.n_users, 1) + u, return_inverse=True)
         pair_profile, pair_user = pair_keys // max(ix.n_users, 1), pair_keys % max(ix.n_users, 1)
         pair_len = lengths[pair_profile]
-        element_item = safe_items[np.repeat(offsets[pair_profile], pair_len) + _ranks_within(pair_len)]
+        element_item = safe_items[np.repeat(offsets[pair_profile], pair_len) + ranks_within(pair_len)]
         element_pair = np.repeat(np.arange(len(pair_keys)), pair_len)
         leaked = ix.user_test.contains(pair_user[element_pair], element_item)
         pair_leaks = np.bincount(element_pair[leaked], minlength=len(pair_keys)) > 0

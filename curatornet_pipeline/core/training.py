@@ -33,7 +33,7 @@ from torch import Tensor
 
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
-from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.core.triplet_set import TripletSet, gather_csr_rows
 
 _FORMAT = "curatornet-state-v1"
 
@@ -100,17 +100,10 @@ class TrainingResult:
 
 
 def csr_gather(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate CSR rows ``rows`` without a Python loop.
-
-    Returns (slot_values [S], slot_row [S]) where slot_row[s] is the position in ``rows`` of slot s.
-    """
-    starts = offsets[rows]
-    lengths = offsets[rows + 1] - starts
-    slot_row = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    # Position of each slot inside its own row: global slot number minus the row's first slot number.
-    first_slot = np.cumsum(lengths) - lengths
-    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(first_slot, lengths)
-    return values[np.repeat(starts, lengths) + within], slot_row
+    """Concatenate CSR rows ``rows``: (slot_values [S], slot_row [S]), slot_row[s] = position in ``rows`` of slot s."""
+    new_offsets, slot_values = gather_csr_rows(offsets, values, rows)
+    slot_row = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(new_offsets))
+    return slot_values, slot_row
 
 
 @dataclass

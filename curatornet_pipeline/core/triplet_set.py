@@ -11,6 +11,22 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def ranks_within(lengths: np.ndarray) -> np.ndarray:
+    """For segments of the given lengths laid end to end: each element's position inside its segment."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(starts, lengths)
+
+
+def gather_csr_rows(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR rows ``rows`` (they may repeat) of (offsets, values) as a new CSR table, without a Python loop."""
+    starts = np.asarray(offsets[rows], dtype=np.int64)
+    lengths = np.asarray(offsets[rows + 1], dtype=np.int64) - starts
+    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    return new_offsets, values[np.repeat(starts, lengths) + ranks_within(lengths)]
+
+
 @dataclass
 class TripletSet:
     profile_offsets: np.ndarray  # int64 (P + 1,): profile p is profile_items[offsets[p]:offsets[p + 1]]
