@@ -216,7 +216,7 @@ def recommendation_gallery(
         rows = baskets[baskets["user_id"] == user_id]
         user_recs = recs[recs["user_id"] == user_id]
         sheet = contact_sheet(
-            f"user {user_id} — {method}",
+            f"user {user_id} - {method}",
             [
                 PictureRow(
                     "purchase history (training)", [files[a] for a in rows.loc[rows["split"] == "train", "artwork_id"]]
