@@ -117,22 +117,32 @@ def vector_column(matrix: np.ndarray) -> list[np.ndarray]:
     return list(np.ascontiguousarray(matrix, dtype=np.float32))
 
 
-def load_item_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> np.ndarray:
-    """The cached item vectors of one model, refusing vectors computed from other weights than the stored ones."""
-    require_table(con, "model.item_embeddings", "item_embeddings")
+def _load_model_vectors(
+    con: duckdb.DuckDBPyConnection, table: str, key: str, model_id: str, model_run_id: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, vectors) of one model from ``table``, refusing rows computed from other weights than the stored ones."""
+    require_table(con, _checked(table), "item_embeddings")
     stale = con.execute(
-        "SELECT count(*) FROM model.item_embeddings WHERE model_id = ? AND model_run_id IS DISTINCT FROM ?",
+        f"SELECT count(*) FROM {table} WHERE model_id = ? AND model_run_id IS DISTINCT FROM ?",
         [model_id, model_run_id],
     ).fetchone()[0]
-    vectors = read_vectors(
-        con, "SELECT vector FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", "vector", [model_id]
-    )
-    if stale or len(vectors) == 0:
+    rows = con.execute(f"SELECT {key}, vector FROM {table} WHERE model_id = ? ORDER BY {key}", [model_id]).fetchnumpy()
+    if stale or len(rows[key]) == 0:
         raise RuntimeError(
-            f"model.item_embeddings does not hold vectors of the current weights of {model_id}: "
-            "re-materialize item_embeddings"
+            f"{table} does not hold vectors of the current weights of {model_id}: re-materialize item_embeddings"
         )
-    return vectors
+    return rows[key], np.stack(rows["vector"]).astype(np.float32, copy=False)
+
+
+def load_item_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> np.ndarray:
+    """One model's cached item vectors [N, D], rows in artwork_idx order."""
+    return _load_model_vectors(con, "model.item_embeddings", "artwork_idx", model_id, model_run_id)[1]
+
+
+def load_user_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> dict[str, np.ndarray]:
+    """One model's evaluation-user vectors, by user id."""
+    users, vectors = _load_model_vectors(con, "model.user_vectors", "user_id", model_id, model_run_id)
+    return dict(zip(map(str, users), vectors))
 
 
 # --- triplets: integer columns plus a shared profiles table -------------------------------------------

@@ -14,23 +14,22 @@ from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, 
 from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models, load_model_features
 from curatornet_pipeline.core.evaluation import (
     aggregate_table,
-    curatornet_scorer,
     evaluate_methods,
     evaluation_users,
     method_label,
     oracle_scorer,
     random_scorer,
     side_by_side_markdown,
+    user_vector_scorer,
     vbpr_scorer,
     visrank_scorer,
 )
 from curatornet_pipeline.core.ingest import find_image_files
 from curatornet_pipeline.core.metrics import paired_t_tests
 from curatornet_pipeline.core.picture import PictureRow, contact_sheet
-from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.core.vbpr import VBPRModel
 from curatornet_pipeline.resources import GallerySource
-from curatornet_pipeline.storage import load_item_vectors, read_frame, replace_tables, require_table
+from curatornet_pipeline.storage import load_item_vectors, load_user_vectors, read_frame, replace_tables, require_table
 
 GROUP = "evaluation"
 RANDOM_SAMPLING_PREFIX = "CuratorNet random sampling"
@@ -52,7 +51,7 @@ def _curatornet_label(variant: str, l2_lambda: float) -> str:
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
-            deps=["item_embeddings", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            deps=["item_embeddings", "user_vectors", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
             description="Top-100 artworks per evaluation user and method, with scores and hits (evaluation.recommendations).",
         ),
         dg.AssetSpec(
@@ -60,7 +59,7 @@ def _curatornet_label(variant: str, l2_lambda: float) -> str:
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
-            deps=["item_embeddings", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            deps=["item_embeddings", "user_vectors", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
             description="AUC, P/R/nDCG at 20 and 100 per (method, evaluation user), last-basket protocol (SPEC 7).",
         ),
     ],
@@ -73,6 +72,7 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
         raw, _ = load_model_features(con)
         models = load_curatornet_models(con)
         item_vectors = {row.model_id: load_item_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
+        user_vectors = {row.model_id: load_user_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
         require_table(con, "model.vbpr_models", "vbpr_model")
         vbpr = read_frame(con, "SELECT l2_lambda, weights FROM model.vbpr_models").iloc[0]
         user_index = dict(read_frame(con, "SELECT user_id, user_idx FROM split.users").itertuples(index=False))
@@ -84,8 +84,14 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
         )
     scorers = {}
     for row in models.itertuples():
-        scorers[_curatornet_label(row.variant, row.l2_lambda)] = curatornet_scorer(
-            model_from_bytes(bytes(row.weights)), item_vectors[row.model_id]
+        missing = {u.user_id for u in users} - set(user_vectors[row.model_id])
+        if missing:
+            raise RuntimeError(
+                f"model.user_vectors lacks {len(missing)} evaluation users of {row.model_id} (the split changed "
+                "since it was computed): re-materialize item_embeddings and user_vectors"
+            )
+        scorers[_curatornet_label(row.variant, row.l2_lambda)] = user_vector_scorer(
+            item_vectors[row.model_id], user_vectors[row.model_id]
         )
     scorers["VisRank"] = visrank_scorer(raw)
     scorers[method_label("VBPR", float(vbpr["l2_lambda"]))] = vbpr_scorer(

@@ -8,13 +8,12 @@ import dagster as dg
 import duckdb as duckdb_module
 import numpy as np
 import pandas as pd
-import torch
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
+from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda, user_vector
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
@@ -334,14 +333,18 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
                 }
             )
         )
-        with torch.no_grad():
-            user_vecs = np.stack(
-                [model.profile_vector(torch.as_tensor(item_vecs[u.profile])).numpy() for u in users]
-                or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
-            ).reshape(len(users), item_vecs.shape[1])
+        user_vecs = np.stack(
+            [user_vector(model, item_vecs, u.profile) for u in users]
+            or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
+        ).reshape(len(users), item_vecs.shape[1])
         user_frames.append(
             pd.DataFrame(
-                {"model_id": row.model_id, "user_id": [u.user_id for u in users], "vector": vector_column(user_vecs)}
+                {
+                    "model_id": row.model_id,
+                    "model_run_id": row.run_id,
+                    "user_id": [u.user_id for u in users],
+                    "vector": vector_column(user_vecs),
+                }
             )
         )
     dim = len(item_frames[0]["vector"].iloc[0])

@@ -164,21 +164,30 @@ def oracle_scores(candidates: np.ndarray, relevant: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def curatornet_scores(
-    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray
-) -> np.ndarray:
-    """dot(user vector of the profile, item vector) for each candidate; item_vecs: cached [N, D] float32.
-
-    One user-tower pass and one matrix-vector product over the whole cache (done in torch: numpy's
-    threaded BLAS was ~100x slower for this shape on a busy 2-core machine), then the candidates' rows.
-    """
+def user_vector(model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """The [D] float32 user vector of a profile: one user-tower pass over its cached item vectors."""
     if len(profile) == 0:
         raise ValueError("CuratorNet needs a non-empty profile")
     cache = torch.as_tensor(item_vecs, dtype=torch.float32)  # zero-copy for a float32 array
     param = next(model.parameters())
     profile_vecs = cache[torch.as_tensor(profile, dtype=torch.long)].to(param.device, param.dtype)  # [L, D]
-    user = model.profile_vector(profile_vecs).to("cpu", torch.float32)  # [D]
-    return (cache @ user).numpy()[candidates].astype(np.float64)  # [C]
+    return model.profile_vector(profile_vecs).to("cpu", torch.float32).numpy()
+
+
+def dot_scores(item_vecs: np.ndarray, user: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """dot(user, item) for each candidate: one matrix-vector product over the whole cache, then the candidates.
+
+    Done in torch: numpy's threaded BLAS was ~100x slower for this shape on a busy 2-core machine.
+    """
+    cache = torch.as_tensor(item_vecs, dtype=torch.float32)
+    return (cache @ torch.as_tensor(user, dtype=torch.float32)).numpy()[candidates].astype(np.float64)  # [C]
+
+
+def curatornet_scores(
+    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
+    """CuratorNet's score of each candidate for a profile; item_vecs: cached [N, D] float32."""
+    return dot_scores(item_vecs, user_vector(model, item_vecs, profile), candidates)
 
 
 def visrank_scorer(raw_embeddings: np.ndarray) -> Scorer:
@@ -195,6 +204,11 @@ def oracle_scorer() -> Scorer:
 
 def curatornet_scorer(model: CuratorNet, item_vecs: np.ndarray) -> Scorer:
     return lambda u: curatornet_scores(model, item_vecs, u.profile, u.candidates)
+
+
+def user_vector_scorer(item_vecs: np.ndarray, user_vecs: Mapping[str, np.ndarray]) -> Scorer:
+    """CuratorNet scores from user vectors computed beforehand (the ``user_vectors`` asset)."""
+    return lambda u: dot_scores(item_vecs, user_vecs[u.user_id], u.candidates)
 
 
 def vbpr_scorer(vbpr_model: VBPRModel, user_index: Mapping[str, int]) -> Scorer:
