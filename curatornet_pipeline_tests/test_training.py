@@ -229,3 +229,22 @@ def test_loading_a_tampered_blob_never_executes_code():
     with pytest.raises(pickle.UnpicklingError):
         model_from_bytes(buffer.getvalue())
     assert CALLS == ["executed"]
+
+
+def test_device_batch_assembly_gives_the_same_loss_and_gradients():
+    """The GPU training path assembles batches with torch ops on the device; run here on the CPU tensors."""
+    from curatornet_pipeline.core.training import DeviceTriplets
+
+    ts = shared_profile_triplets(3)
+    features = np.random.default_rng(3).normal(size=(30, 16))
+    rows = np.random.default_rng(4).permutation(len(ts))[:50]
+    losses, grads = [], []
+    for triplets in (ts, DeviceTriplets.from_set(ts, torch.device("cpu"))):
+        model = CuratorNet(TOY_MODEL, generator=torch.Generator().manual_seed(0)).double()
+        loss = batch_loss(model, torch.as_tensor(features), triplets, rows, l2_lambda=1e-3)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-12)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
