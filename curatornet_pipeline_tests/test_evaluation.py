@@ -14,7 +14,6 @@ from curatornet_pipeline.core.evaluation import (
     EvaluationUser,
     aggregate_table,
     candidate_items,
-    curatornet_scorer,
     curatornet_scores,
     evaluate_methods,
     evaluation_users,
@@ -23,6 +22,8 @@ from curatornet_pipeline.core.evaluation import (
     random_scorer,
     random_scores,
     side_by_side_markdown,
+    user_vector,
+    user_vector_scorer,
     visrank_scorer,
     visrank_scores,
 )
@@ -177,7 +178,8 @@ def test_curatornet_scores_are_the_model_dot_products():
         )
     assert curatornet_scores(model, item_vecs, profile, candidates) == pytest.approx(x_ui.numpy(), abs=1e-5)
     user = EvaluationUser("u", profile, candidates, np.array([3]), INVENTORY_PROTOCOL)
-    assert curatornet_scorer(model, item_vecs)(user) == pytest.approx(x_ui.numpy(), abs=1e-5)
+    stored = {"u": user_vector(model, item_vecs, profile)}  # what the user_vectors asset stores
+    assert user_vector_scorer(item_vecs, stored)(user) == pytest.approx(x_ui.numpy(), abs=1e-5)
 
 
 def test_aggregate_table_and_side_by_side_report():
@@ -203,3 +205,9 @@ def test_method_labels_match_the_paper_table():
     assert method_label("CuratorNet", 0.0) == "CuratorNet (lambda=0)"
     assert method_label("VBPR", 2.5e-4) == "VBPR (lambda=2.5e-4)"
     assert PAPER_TABLE_2.set_index("method").at["VisRank", "auc"] == 0.7151
+
+
+def test_side_by_side_shows_the_papers_random_sampling_ablation():
+    ours = pd.DataFrame([{"method": "CuratorNet random sampling (lambda=1e-4)", "auc": 0.7, "n_users": 3}])
+    row = [line for line in side_by_side_markdown(ours).splitlines() if line.startswith("| CuratorNet random sampling")]
+    assert len(row) == 1 and "0.7000 / 0.6602" in row[0]

@@ -13,6 +13,7 @@ from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
 from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models, load_model_features
 from curatornet_pipeline.core.evaluation import (
+    RANDOM_SAMPLING_METHOD,
     aggregate_table,
     evaluate_methods,
     evaluation_users,
@@ -32,7 +33,6 @@ from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import load_item_vectors, load_user_vectors, read_frame, replace_tables, require_table
 
 GROUP = "evaluation"
-RANDOM_SAMPLING_PREFIX = "CuratorNet random sampling"
 
 
 class EvaluationConfig(dg.Config):
@@ -41,7 +41,7 @@ class EvaluationConfig(dg.Config):
 
 
 def _curatornet_label(variant: str, l2_lambda: float) -> str:
-    return method_label(RANDOM_SAMPLING_PREFIX if variant == RANDOM_SAMPLING else "CuratorNet", l2_lambda)
+    return method_label(RANDOM_SAMPLING_METHOD if variant == RANDOM_SAMPLING else "CuratorNet", l2_lambda)
 
 
 @dg.multi_asset(
