@@ -88,36 +88,72 @@ def processes_with_env(name: str, value: str) -> list[int]:
     return found
 
 
-def stop_session(proc: subprocess.Popen, grace_seconds: float = 30.0) -> list[int]:
-    """SIGTERM the whole session of ``proc`` (it was started with start_new_session), wait, then SIGKILL.
+def listening_pid(port: int, candidates: list[int]) -> int | None:
+    """The pid among ``candidates`` that owns the socket listening on 127.0.0.1:``port``, if one does.
 
-    Returns the pids that were still alive after the grace period (and had to be killed); an orderly
-    shutdown returns an empty list.
+    A port taken from free_port() can be grabbed by another program before our server binds it (other
+    test runs share the machine); a readiness poll must not mistake that program for our server.
+    """
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == "0A":  # local address, state LISTEN
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in candidates:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def _wait_until_gone(session_id: int, proc: subprocess.Popen, seconds: float) -> list[int]:
+    """Reap ``proc`` and wait up to ``seconds`` for every member of ``session_id`` to exit; the live ones left."""
+    deadline = time.monotonic() + seconds
+    while True:
+        proc.poll()
+        members = session_members(session_id)
+        if not members or time.monotonic() >= deadline:
+            return members
+        time.sleep(0.5)
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def stop_session(proc: subprocess.Popen, grace_seconds: float = 120.0, leader_signal: int = signal.SIGINT) -> list[int]:
+    """Stop ``proc`` (started with start_new_session) the way a user does, then make sure its session is gone.
+
+    Only the session leader gets ``leader_signal`` (SIGINT, i.e. Ctrl-C, by default): `dagster dev` handles it
+    (SIGTERM too) by telling its webserver and daemon to shut down, and they stop their code servers and run
+    workers. Signalling every member at once instead races that orderly shutdown: a code server that exits
+    first is restarted by the webserver's proxy, and the restarted one is never told to stop.
+    Waits up to ``grace_seconds`` for the leader and then every member of its session to exit (dagster dev
+    itself allows each child 60 s before killing it); whatever is still alive then is SIGTERMed, then
+    SIGKILLed. Returns the pids that outlived the grace period; an orderly shutdown returns [].
     """
     session_id = proc.pid
-    for pid in session_members(session_id):
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                continue
-        if not session_members(session_id):
-            return []
-        time.sleep(0.5)
-    stragglers = session_members(session_id)
-    for pid in stragglers:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if proc.poll() is None:
-        proc.wait(timeout=10)
+        _signal_all([proc.pid], leader_signal)
+    stragglers = _wait_until_gone(session_id, proc, grace_seconds)
+    if stragglers:
+        _signal_all(stragglers, signal.SIGTERM)
+        _signal_all(_wait_until_gone(session_id, proc, 10), signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
     return stragglers
 
 
