@@ -30,6 +30,9 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_recommend.py
+	$(BIN)/python benchmarks/bench_omp_wait_policy.py
+	# Last and longest: the whole `make run` on a fresh temporary instance, per-step wall times.
+	$(BIN)/python benchmarks/bench_make_run.py
 
 clean:
 	rm -rf data/curatornet.duckdb data/demo_gallery_* data/reports .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

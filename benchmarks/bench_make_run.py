@@ -8,7 +8,8 @@ throughput (model.training_history) is reported too, since training is most of t
 
 Prints JSON, then a markdown table; ``--json``/``--markdown`` also write them to files.
 
-    python benchmarks/bench_make_run.py [--scale paper|small|tiny] [--config run.yaml] [--keep DIR] [--json out.json]
+    python benchmarks/bench_make_run.py [--scale paper|small|tiny] [--config run.yaml] [--env NAME=VALUE] [--keep DIR]
+                                        [--json out.json] [--markdown out.md]
 
 The machine and its load (1-minute load average before and after) are part of the output: on a machine
 shared with other work the absolute times are inflated.
@@ -31,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
-def run_pipeline(work: Path, scale: str, config: Path | None) -> tuple[float, str, int]:
+def run_pipeline(work: Path, scale: str, config: Path | None, extra_env: dict[str, str]) -> tuple[float, str, int]:
     """Run `curatornet materialize` under ``work``; (wall seconds, its output, exit code)."""
     home = work / "dagster_home"
     home.mkdir(parents=True)
@@ -40,6 +41,7 @@ def run_pipeline(work: Path, scale: str, config: Path | None) -> tuple[float, st
     env.update(DAGSTER_HOME=str(home), CURATORNET_DATA_DIR=str(work / "data"), PYTHONUNBUFFERED="1")
     if scale != "paper":
         env["CURATORNET_DEMO_SCALE"] = scale
+    env.update(extra_env)
     command = [str(VENV_BIN / "curatornet"), "materialize"] + (["--config", str(config.resolve())] if config else [])
     started = time.perf_counter()
     proc = subprocess.run(
@@ -109,7 +111,8 @@ def training_throughput(database: Path) -> list[dict]:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"`make run` ({report['scale']} scale) on {report['machine']}: {report['total_seconds']:.0f} s in total "
+        f"`make run` ({report['scale']} scale, config: {report['config']}, extra environment: {report['extra_env'] or 'none'}) "
+        f"on {report['machine']}: {report['total_seconds']:.0f} s in total "
         f"({report['steps_seconds']:.0f} s in steps), 1-min load average {report['load_before']:.2f} before, "
         f"{report['load_after']:.2f} after.",
         "",
@@ -133,15 +136,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="paper", choices=["paper", "small", "tiny"], help="demo gallery scale")
     parser.add_argument("--config", type=Path, help="run config YAML passed to `curatornet materialize --config`")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="extra environment of the run, e.g. OMP_WAIT_POLICY= for OpenMP's default (spinning) wait policy",
+    )
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it, instead of a temp folder")
     parser.add_argument("--json", type=Path, help="also write the JSON report here")
     parser.add_argument("--markdown", type=Path, help="also write the markdown table here")
     args = parser.parse_args()
 
+    extra_env = dict(item.split("=", 1) for item in args.env)
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_make_run_"))
     load_before = os.getloadavg()[0]
     try:
-        total, output, code = run_pipeline(work, args.scale, args.config)
+        total, output, code = run_pipeline(work, args.scale, args.config, extra_env)
         if code != 0:
             print(output[-6000:], file=sys.stderr)
             print(f"curatornet materialize failed with exit code {code}", file=sys.stderr)
@@ -150,6 +158,7 @@ def main() -> int:
         report = {
             "scale": args.scale,
             "config": str(args.config) if args.config else "defaults",
+            "extra_env": extra_env,
             "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, {platform.processor() or platform.platform()}",
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
