@@ -211,6 +211,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if problems and not args.fix:
                 print("  -> `curatornet doctor --fix` marks dead runs failed and frees their slots")
     database = _database(args)
+    if not database.exists():
+        print(f"database: no DuckDB file at {database} yet (the first run creates it)")
+        return 1 if problems else 0
     try:
         connect_for_reading(database, wait_seconds=0).close()
         print(f"database: {database} is whole")
