@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from curatornet_pipeline.cli import main
 from curatornet_pipeline.instance_health import DUCKDB_POOL, PID_TAG, slot_holders
 from curatornet_pipeline_tests.conftest import TINY_OPS_CONFIG
 from curatornet_pipeline_tests.support.processes import (
@@ -65,7 +66,7 @@ def materialize_command(config: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_run_killed_while_training_does_not_block_the_next_run(tmp_path, home_and_env):
+def test_a_run_killed_while_training_does_not_block_the_next_run(tmp_path, home_and_env, capsys):
     home, env = home_and_env
     long_config = write_config(tmp_path / "long.yaml", max_epochs=100000)
     killed_log, next_log = tmp_path / "killed.log", tmp_path / "next.log"
@@ -82,6 +83,10 @@ def test_a_run_killed_while_training_does_not_block_the_next_run(tmp_path, home_
         (dead_run,) = instance.get_runs()
         assert dead_run.status == dg.DagsterRunStatus.STARTED
         assert [h.step_key for h in slot_holders(instance, DUCKDB_POOL)] == ["curatornet_model"]
+    assert main(["doctor", "--database", str(tmp_path / "data" / "curatornet.duckdb")]) == 1
+    report = capsys.readouterr().out
+    assert f"run {dead_run.run_id}: STARTED, process pid {killed.pid}" in report and "GONE" in report
+    assert "holds duckdb/curatornet_model" in report and "is whole" in report
 
     follow_up = start_in_new_session(materialize_command(write_config(tmp_path / "short.yaml")), env, next_log)
     try:
@@ -138,6 +143,7 @@ def test_a_run_waiting_for_the_pool_slot_says_who_holds_it_and_stops_on_a_signal
 
 FIRST_USE = """
 import sys, time
+from curatornet_pipeline.cli import main
 from curatornet_pipeline.instance_health import open_instance
 time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # every process reaches this line at the same instant
 with open_instance() as instance:
@@ -165,3 +171,17 @@ def test_first_use_of_a_fresh_shared_instance_by_several_processes_at_once(tmp_p
         [str(VENV_BIN / "curatornet"), "doctor"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
+
+
+def test_unlock_frees_the_slot_of_a_named_run_and_doctor_reports_it(tmp_path, home_and_env, capsys):
+    """A slot held by a run the instance does not know (e.g. from before the pid tags) is freed on request."""
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(DUCKDB_POOL)
+        assert storage.claim_concurrency_slot(DUCKDB_POOL, HOLDER_RUN, HOLDER_STEP).is_claimed
+        assert main(["doctor", "--database", str(tmp_path / "none.duckdb")]) == 0
+        assert f"pool slot duckdb/{HOLDER_STEP} held by unknown run {HOLDER_RUN}" in capsys.readouterr().out
+        assert main(["unlock"]) == 0  # without --run-id only runs known to be dead are released
+        assert [h.run_id for h in slot_holders(instance)] == [HOLDER_RUN]
+        assert main(["unlock", "--run-id", HOLDER_RUN]) == 0
+        assert slot_holders(instance) == []
