@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from curatornet_pipeline import pool_wait  # noqa: F401  (runs wait for pool slots responsively)
 from curatornet_pipeline.assets import evaluation, features, ingest, model, split, triplets
 from curatornet_pipeline.automation import apply_freshness_policies, refresh_schedule, source_files_sensor
 from curatornet_pipeline.checks import evaluation as evaluation_checks

@@ -6,15 +6,38 @@ Nothing is retrained: the model's weights and item vectors are read from the tab
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
+from curatornet_pipeline.core.ingest import IMAGE_EXTENSIONS
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
+from curatornet_pipeline.duckdb_file import connect_for_reading
 from curatornet_pipeline.storage import load_item_vectors, read_frame, table_exists
+
+
+class ModelLoadError(RuntimeError):
+    """A stored model's weights cannot be loaded (tampered or damaged blob)."""
+
+
+class MissingImagesError(RuntimeError):
+    """The gallery folder lacks the images a contact sheet needs."""
+
+
+def _load_model(blob: bytes, model_id: str, database: Path):
+    # torch's own message for a rejected blob suggests weights_only=False, which would run the blob's
+    # code; the user is told to rebuild the model instead, and the torch message is kept as the cause.
+    try:
+        return model_from_bytes(blob)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, KeyError, EOFError) as error:
+        raise ModelLoadError(
+            f"the stored weights of model {model_id} in {database} (model.curatornet_models) cannot be loaded "
+            "safely (damaged or tampered); rematerialize the model with `curatornet materialize`"
+        ) from error
 
 
 @dataclass
@@ -26,9 +49,7 @@ class LoadedRecommender:
 
 def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecommender:
     """The named model, or else the best (validation accuracy) six-strategy model of the latest training run."""
-    if not Path(database).exists():
-        raise FileNotFoundError(f"no DuckDB file at {database}: run `make run` first")
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect_for_reading(Path(database)) as con:
         for table, asset in (
             ("model.curatornet_models", "curatornet_model"),
             ("model.item_embeddings", "item_embeddings"),
@@ -58,7 +79,7 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
             con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
         )["artwork_id"].tolist()
         vectors = load_item_vectors(con, model_id, found[2])
-    model = model_from_bytes(bytes(found[0]))
+    model = _load_model(bytes(found[0]), model_id, Path(database))
     return LoadedRecommender(Recommender(model, vectors, ids), model_id, found[1])
 
 
@@ -68,3 +89,23 @@ def recommend_for_items(
     """Top-k artworks for a new user who likes ``item_ids`` (those excluded), and the model id used."""
     loaded = load_recommender(database, model_id)
     return loaded.recommender.recommend(item_ids, k=k), loaded.model_id
+
+
+def _has_images(folder: Path, artwork_ids: Sequence[str]) -> bool:
+    images = folder / "images"
+    if not images.is_dir():
+        return False
+    stems = {p.stem for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS}
+    return set(artwork_ids) <= stems
+
+
+def gallery_folder_with_images(candidates: Sequence[Path], artwork_ids: Sequence[str]) -> Path:
+    """The first candidate folder whose images/ holds a picture of every artwork in ``artwork_ids``."""
+    for folder in candidates:
+        if _has_images(Path(folder), artwork_ids):
+            return Path(folder)
+    tried = ", ".join(str(Path(f) / "images") for f in candidates) or "no folder"
+    raise MissingImagesError(
+        f"no images for these artworks in {tried}: a picture needs images/<artwork_id>.png|jpg|webp, so pass "
+        "--gallery FOLDER (the folder holding images/) or leave out --picture"
+    )

@@ -1,0 +1,136 @@
+"""Opening the DuckDB file for reading: wait out a writer's lock, and recognise files that are not whole.
+
+DuckDB lets one process write a file and refuses every other process while it does, so a reader
+(``curatornet metrics``, ``curatornet recommend``) that starts during a run retries with backoff for a
+bounded time (``CURATORNET_LOCK_WAIT_SECONDS``, default 30) instead of failing on the first try.
+
+A DuckDB file that lost its tail (a full disk, an interrupted copy) still opens, and even answers queries
+whose blocks lie in the surviving half; it fails only when a query reaches a missing block. The file's
+header records how many blocks it holds, so comparing that with the file's size finds the damage on open.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+LOCK_WAIT_ENV = "CURATORNET_LOCK_WAIT_SECONDS"
+DEFAULT_LOCK_WAIT_SECONDS = 30.0
+_LOCK_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class DatabaseFileError(RuntimeError):
+    """The DuckDB file is missing, is not a DuckDB file, or is damaged; the message says how to recover."""
+
+
+class DatabaseBusyError(RuntimeError):
+    """Another process kept the DuckDB file locked for longer than the reader waits."""
+
+
+def lock_wait_seconds() -> float:
+    raw = os.environ.get(LOCK_WAIT_ENV)
+    if raw is None:
+        return DEFAULT_LOCK_WAIT_SECONDS
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise DatabaseFileError(f"{LOCK_WAIT_ENV}={raw!r} is not a number of seconds") from None
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+
+
+def _recovery_hint(path: Path) -> str:
+    return (
+        f"move it aside (mv {path} {path}.broken) and run `curatornet materialize` (or `make run`) "
+        "to rebuild it from the source data"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Raise DatabaseFileError when the file is shorter than the blocks its header says it holds."""
+    name = con.execute("SELECT current_database()").fetchone()[0]
+    row = con.execute(
+        "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = ?", [name]
+    ).fetchone()
+    if row is None:
+        return
+    block_size, total_blocks = int(row[0]), int(row[1])
+    expected = block_size * total_blocks
+    actual = path.stat().st_size
+    if actual < expected:
+        raise DatabaseFileError(
+            f"{path} is damaged: it holds {actual} bytes but its header lists {total_blocks} blocks "
+            f"({expected} bytes), so it was cut short; {_recovery_hint(path)}"
+        )
+
+
+def connect_for_reading(path: Path, wait_seconds: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a whole DuckDB file, waiting up to ``wait_seconds`` for a writer to finish.
+
+    Raises DatabaseFileError (missing, not DuckDB, damaged) or DatabaseBusyError (still locked after the wait).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DatabaseFileError(f"no DuckDB file at {path}: run `make run` (or `curatornet materialize`) first")
+    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.IOException as error:
+            if not is_lock_conflict(error):
+                raise DatabaseFileError(
+                    f"{path} cannot be opened as a DuckDB database ({_first_line(error)}); {_recovery_hint(path)}"
+                ) from error
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                holder = _LOCK_HOLDER_PID.search(str(error))
+                who = f"process {holder.group(1)}" if holder else "another process"
+                raise DatabaseBusyError(
+                    f"{path} is locked by {who} that is writing it (a run in progress?); waited {wait:g} s: "
+                    f"try again when it finishes, or wait longer with {LOCK_WAIT_ENV}=120"
+                ) from error
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+    try:
+        check_whole(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def check_database_file(path: Path, wait_seconds: float = 0.0) -> bool:
+    """Raise DatabaseFileError if the file exists but is not a whole DuckDB file.
+
+    Returns False when it could not be checked because a writer holds it (a live run: the writer's file is
+    in use, so not the damaged leftover this check looks for), True when it was checked or does not exist.
+    """
+    if not Path(path).exists():
+        return True
+    try:
+        connect_for_reading(path, wait_seconds).close()
+    except DatabaseBusyError:
+        return False
+    return True
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether a DuckDB error raised mid-query means blocks are missing from the file."""
+    return isinstance(error, duckdb.IOException) and "Could not read enough bytes" in str(error)
+
+
+def damage_error(path: Path, error: BaseException) -> DatabaseFileError:
+    return DatabaseFileError(f"{path} is damaged ({_first_line(error)}); {_recovery_hint(path)}")

@@ -1,0 +1,213 @@
+"""Readers while another process writes, damaged or foreign DuckDB files, a tampered model, missing images,
+artwork ids with commas: each gives an answer or one clear sentence, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+import torch
+from PIL import Image
+
+from curatornet_pipeline.cli import main
+from curatornet_pipeline.duckdb_file import DatabaseFileError
+
+HOLD_WRITE_LOCK = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])  # read-write: DuckDB locks the file against every other process
+con.execute("CREATE OR REPLACE TABLE main.writer_was_here AS SELECT 1 AS x")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def hold_write_lock(database: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, str(database), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.fixture
+def database_copy(materialized, tmp_path) -> Path:
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(materialized.database, copy)
+    return copy
+
+
+def some_artworks(database: Path, n: int) -> list[str]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(f"SELECT artwork_id FROM ingest.raw_artworks ORDER BY artwork_idx LIMIT {n}").fetchall()
+    return [r[0] for r in rows]
+
+
+def assert_one_sentence(err: str, *needles: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], err
+
+
+# --- a writer holds the file --------------------------------------------------------------------------
+
+
+def test_metrics_and_recommend_wait_for_a_writer_that_releases_the_file(database_copy, capsys):
+    liked = some_artworks(database_copy, 2)
+    holder = hold_write_lock(database_copy, seconds=2.0)
+    try:
+        started = time.monotonic()
+        assert main(["metrics", "--database", str(database_copy), "--wait", "60"]) == 0
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert waited > 0.5  # it really met the lock and waited it out
+    assert "| Oracle |" in capsys.readouterr().out
+
+    holder = hold_write_lock(database_copy, seconds=2.0)
+    try:
+        assert main(["recommend", "--items", ",".join(liked), "--k", "3", "--database", str(database_copy)]) == 0
+    finally:
+        holder.wait(timeout=30)
+    assert "top 3" in capsys.readouterr().out
+
+
+def test_a_writer_that_keeps_the_file_gives_one_sentence_naming_it(database_copy, capsys, monkeypatch):
+    holder = hold_write_lock(database_copy, seconds=30.0)
+    try:
+        assert main(["metrics", "--database", str(database_copy), "--wait", "1"]) == 2
+        assert_one_sentence(capsys.readouterr().err, "is locked by process", str(holder.pid), "waited 1 s")
+        monkeypatch.setenv("CURATORNET_LOCK_WAIT_SECONDS", "0.5")
+        # The reader fails on the lock before it looks at the ids.
+        code = main(["recommend", "--items", "any_artwork", "--database", str(database_copy)])
+        assert code == 2
+        assert_one_sentence(capsys.readouterr().err, "is locked by process", "waited 0.5 s")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+# --- damaged and foreign files ------------------------------------------------------------------------
+
+
+def test_a_file_cut_to_half_is_detected_by_every_command(database_copy, capsys, monkeypatch, tmp_path):
+    with database_copy.open("r+b") as handle:
+        handle.truncate(database_copy.stat().st_size // 2)
+    before = (database_copy.stat().st_size, database_copy.stat().st_mtime_ns)
+
+    assert main(["metrics", "--database", str(database_copy)]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(database_copy), "damaged", "mv ")
+    assert main(["recommend", "--items", "a", "--database", str(database_copy)]) == 2
+    assert "damaged" in capsys.readouterr().err
+    assert main(["doctor", "--database", str(database_copy)]) == 1
+    assert "damaged" in capsys.readouterr().out
+
+    # materialize refuses before writing anything (it would rewrite upstream tables, then fail at a lost block)
+    monkeypatch.setenv("CURATORNET_DUCKDB_PATH", str(database_copy))
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["materialize"]) == 2
+    assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize")
+    assert (database_copy.stat().st_size, database_copy.stat().st_mtime_ns) == before
+
+
+def test_a_text_file_named_duckdb_is_one_sentence(tmp_path, capsys):
+    fake = tmp_path / "notes.duckdb"
+    fake.write_text("these are my notes, not a database\n" * 50)
+    assert main(["metrics", "--database", str(fake)]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(fake), "not a valid DuckDB database")
+    assert main(["recommend", "--items", "x", "--database", str(fake)]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(fake))
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    fake = tmp_path / "notes.duckdb"
+    fake.write_text("not a database")
+    with pytest.raises(DatabaseFileError):
+        main(["--debug", "metrics", "--database", str(fake)])
+
+
+def test_a_tampered_model_blob_names_the_model_and_the_fix(database_copy, capsys):
+    with duckdb.connect(str(database_copy)) as con:
+        model_id = con.execute(
+            "SELECT model_id FROM model.curatornet_models WHERE variant = 'six_strategies' LIMIT 1"
+        ).fetchone()[0]
+        # A pickle that references a class outside torch's weights-only allow-list, as a tampered blob would.
+        buffer = __import__("io").BytesIO()
+        torch.save({"format": "curatornet", "payload": argparse.Namespace(run="code")}, buffer)
+        con.execute("UPDATE model.curatornet_models SET weights = ? WHERE model_id = ?", [buffer.getvalue(), model_id])
+    liked = some_artworks(database_copy, 2)
+    code = main(["recommend", "--items", ",".join(liked), "--model-id", model_id, "--database", str(database_copy)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert_one_sentence(err, model_id, "rematerialize the model")
+    assert "weights_only" not in err
+
+
+# --- pictures and ids -----------------------------------------------------------------------------------
+
+
+def test_picture_finds_the_gallery_of_the_database_without_gallery_flag(materialized, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "elsewhere"))  # the configured demo folder is empty
+    liked = some_artworks(materialized.database, 2)
+    picture = tmp_path / "sheet.png"
+    args = ["recommend", "--items", ",".join(liked), "--k", "3", "--database", str(materialized.database)]
+    assert main([*args, "--picture", str(picture)]) == 0
+    with Image.open(picture) as image:
+        assert image.width > 200
+
+
+def test_picture_uses_a_folder_source_and_says_when_images_are_missing(materialized, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    database = tmp_path / "alone" / "curatornet.duckdb"  # no demo gallery next to it
+    database.parent.mkdir()
+    shutil.copy(materialized.database, database)
+    source = tmp_path / "my_gallery"
+    shutil.copytree(materialized.data_dir / "demo_gallery_tiny_seed7", source)
+    monkeypatch.setenv("CURATORNET_SOURCE", str(source))
+    liked = some_artworks(database, 2)
+    args = ["recommend", "--items", ",".join(liked), "--k", "3", "--database", str(database)]
+    assert main([*args, "--picture", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").exists()
+
+    shutil.rmtree(source / "images")
+    assert main([*args, "--picture", str(tmp_path / "b.png")]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(source / "images"), "--gallery")
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_artwork_ids_with_commas_via_repeated_item_flags_and_a_file(database_copy, tmp_path, capsys):
+    with duckdb.connect(str(database_copy)) as con:
+        first = con.execute("SELECT artwork_id FROM model.item_embeddings ORDER BY artwork_idx LIMIT 1").fetchone()[0]
+        con.execute("UPDATE model.item_embeddings SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", [first])
+    second = some_artworks(database_copy, 2)[1]
+    base = ["recommend", "--k", "4", "--database", str(database_copy)]
+
+    assert main([*base, "--item", "Smith, J. (1990)", "--item", second]) == 0
+    by_flags = capsys.readouterr().out
+    assert "profile of 2 artworks" in by_flags and "Smith, J. (1990)" not in by_flags.split("\n", 1)[1]
+
+    ids_file = tmp_path / "liked.txt"
+    ids_file.write_text(f"Smith, J. (1990)\n\n{second}\n", encoding="utf-8")
+    assert main([*base, "--items-file", str(ids_file)]) == 0
+    assert capsys.readouterr().out == by_flags
+
+    # --items still splits on commas, so the same id there is two unknown ids.
+    assert main([*base, "--items", "Smith, J. (1990)"]) == 2
+    assert "Smith" in capsys.readouterr().err
+
+
+def test_doctor_on_a_whole_file_and_no_instance(database_copy, capsys, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["doctor", "--database", str(database_copy)]) == 0
+    assert "is whole" in capsys.readouterr().out
+
