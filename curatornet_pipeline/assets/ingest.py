@@ -54,10 +54,11 @@ def _op_config(context: dg.AssetExecutionContext, op: str, config_class: type[dg
 
 def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
     """What this run will compute (its asset selection) with the settings that bound the data it needs."""
-    selection = context.run.asset_selection  # None or empty: the whole job
+    # The run's asset selection; empty when the whole job runs, whose assets the job definition lists.
+    planned = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
 
     def runs(key: str) -> bool:
-        return not selection or dg.AssetKey(key) in selection
+        return dg.AssetKey(key) in planned
 
     clustering = _op_config(context, "visual_clusters", ClusteringConfig)
     embedding = _op_config(context, "resnet50_embeddings", EmbeddingConfig)

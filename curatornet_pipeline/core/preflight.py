@@ -128,7 +128,7 @@ def preflight_source(folder: Path, artworks: pd.DataFrame, transactions: pd.Data
     folder = Path(folder)
     n_artworks = len(artworks)
     notes: list[str] = []
-    if n_artworks < MIN_ARTWORKS:
+    if (plan.cluster or plan.evaluate) and n_artworks < MIN_ARTWORKS:
         raise InputDataError(
             folder,
             f"the catalogue has {n_artworks} artworks; CuratorNet needs at least {MIN_ARTWORKS} (visual clusters, "
