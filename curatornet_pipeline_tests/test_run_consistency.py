@@ -6,6 +6,7 @@ Every test copies the session's DuckDB file and its tiny gallery, points the ``g
 
 import csv
 import os
+from collections import Counter
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,13 @@ import duckdb
 import numpy as np
 import pytest
 
+from curatornet_pipeline.assets.triplets import load_sampling_inputs
 from curatornet_pipeline.cli import main
 from curatornet_pipeline.core.sampling import SamplingBudget, sample_strategy, triplet_hashes
 from curatornet_pipeline.definitions import build_definitions
+from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
 from curatornet_pipeline.lineage import TABLE_INPUTS, require_consistent
 from curatornet_pipeline.runner import materialize_everything
-from curatornet_pipeline.assets.triplets import load_sampling_inputs
 from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
 from curatornet_pipeline_tests.test_sources import _failure_message
 
@@ -137,6 +139,7 @@ def test_too_many_configured_clusters_names_the_setting_and_the_fix(workspace):
     assert _table_digests(data_dir / "curatornet.duckdb") == before
 
 
+@pytest.mark.slow
 def test_run_that_fails_half_way_is_refused_by_metrics_and_recommend(materialized, workspace, capsys):
     folder, data_dir = workspace
     database = data_dir / "curatornet.duckdb"
@@ -206,6 +209,7 @@ def test_a_budget_above_what_the_gallery_yields_is_capped_with_validation_kept(m
     assert len(overlap) == 0
 
 
+@pytest.mark.slow
 def test_plain_tiny_command_runs_end_to_end_with_its_defaults(tmp_path):
     """`CURATORNET_DEMO_SCALE=tiny curatornet materialize` with no config: size-dependent defaults apply."""
     env = {
@@ -228,3 +232,33 @@ def test_plain_tiny_command_runs_end_to_end_with_its_defaults(tmp_path):
         k = con.execute("SELECT max(n_clusters) FROM features.clustering_runs").fetchone()[0]
         n = con.execute("SELECT count(*) FROM ingest.raw_artworks").fetchone()[0]
     assert 2 <= k < n and k < 100
+
+
+def test_a_strategy_with_no_eligible_user_is_stored_empty_and_the_union_goes_on(workspace):
+    """Nobody with three baskets: strategy 2 (next basket after the held-out one) has no eligible user."""
+    folder, data_dir = workspace
+    with open(folder / "purchases.csv", newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    kept, baskets = [], Counter()
+    for row in rows:  # one UGallery row is one basket: keep each user's first two
+        if baskets[row[0]] < 2:
+            kept.append(row)
+            baskets[row[0]] += 1
+    _write_csv(folder / "purchases.csv", header, kept)
+    upstream = ["source_files", "raw_artworks", "raw_transactions", "resnet50_embeddings", "visual_clusters",
+                "last_basket_split", "triplets", "training_triplets"]
+    defs = build_definitions(tiny_resources(data_dir, source=str(folder)))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def(FULL_REFRESH_JOB).execute_in_process(
+            instance=instance,
+            run_config=tiny_run_config(resnet50_embeddings={"weights": "random"}),
+            tags=ALL_STRATEGIES_TAGS,
+            asset_selection=[dg.AssetKey(k) for k in upstream],
+            raise_on_error=False,
+        )
+    assert result.success
+    with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
+        per_strategy = dict(con.execute("SELECT strategy, count(*) FROM triplets.triplets GROUP BY 1").fetchall())
+        union = dict(con.execute("SELECT strategy, count(*) FROM triplets.training_triplets GROUP BY 1").fetchall())
+    assert "2_next_basket" not in per_strategy and len(per_strategy) == 5
+    assert set(union) == set(per_strategy)

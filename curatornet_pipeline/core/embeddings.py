@@ -124,6 +124,9 @@ def image_transform(image_size: int = 224) -> Callable[[Image.Image], torch.Tens
 # turns a 16-bit image (0..65535) almost entirely white, so they are rescaled to 8 bits first.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _MAX_16BIT = 65535
+UNSUPPORTED_IMAGE_MODES = {
+    "F": "32-bit floating-point image (mode F) has no defined brightness range; save it as 8-bit or 16-bit",
+}
 
 
 def _wide_gray_to_rgb(image: Image.Image, path: Path) -> Image.Image:
@@ -150,10 +153,8 @@ def load_rgb_image(path: Path) -> Image.Image:
             image.load()  # decode now, so a truncated file fails here with its name
             if image.mode in _WIDE_GRAY_MODES:
                 return _wide_gray_to_rgb(image, path)
-            if image.mode == "F":
-                raise InputDataError(
-                    path, "32-bit floating-point image (mode F) has no defined brightness range; save it as 8-bit or 16-bit"
-                )
+            if image.mode in UNSUPPORTED_IMAGE_MODES:
+                raise InputDataError(path, UNSUPPORTED_IMAGE_MODES[image.mode])
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         if isinstance(exc, InputDataError):

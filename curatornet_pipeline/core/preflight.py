@@ -10,14 +10,13 @@ stays exactly as the previous run left it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from curatornet_pipeline.core.embeddings import EMBEDDING_DIM, load_embeddings_npy
+from curatornet_pipeline.core.embeddings import EMBEDDING_DIM, UNSUPPORTED_IMAGE_MODES, load_embeddings_npy
 from curatornet_pipeline.core.errors import InputDataError
 from curatornet_pipeline.core.ingest import find_image_files
 from curatornet_pipeline.core.split import TEST, TRAIN, last_basket_split
@@ -114,10 +113,8 @@ def _check_images(folder: Path, artwork_ids: list[str]) -> None:
                 mode = image.mode
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             raise InputDataError(path, f"not a readable image ({type(exc).__name__}: {exc})") from exc
-        if mode == "F":
-            raise InputDataError(
-                path, "32-bit floating-point image (mode F) has no defined brightness range; save it as 8-bit or 16-bit"
-            )
+        if mode in UNSUPPORTED_IMAGE_MODES:
+            raise InputDataError(path, UNSUPPORTED_IMAGE_MODES[mode])
 
 
 def preflight_source(folder: Path, artworks: pd.DataFrame, transactions: pd.DataFrame, plan: RunPlan) -> list[str]:
@@ -144,7 +141,8 @@ def preflight_source(folder: Path, artworks: pd.DataFrame, transactions: pd.Data
                 f"2 <= n_clusters <= {n_artworks - 1}); {config_hint('visual_clusters', 'n_clusters', suggestion)}, "
                 "or leave it unset for a size-dependent default",
             )
-        notes += [n for n in (note, plan.pca_components and pca_note(plan.pca_components, n_artworks, EMBEDDING_DIM)) if n]
+        pca = pca_note(plan.pca_components, n_artworks, EMBEDDING_DIM) if plan.pca_components else None
+        notes += [n for n in (note, pca) if n]
     if plan.evaluate:
         n_users, n_evaluable = count_evaluation_users(transactions)
         if n_evaluable < MIN_EVALUATION_USERS:
@@ -170,14 +168,4 @@ def budget_capped_note(strategy: str, target_train: int, actual_train: int, actu
         f"{strategy}: this gallery yields only {actual_train + actual_validation} distinct triplets for the strategy, "
         f"fewer than its budget of {target_train} training triplets; capped at {actual_train} training + "
         f"{actual_validation} validation"
-    )
-
-
-def no_validation_message(what: str, n_train: int, op: str, budget: int) -> str:
-    """Why training cannot start without validation triplets, and which setting to change."""
-    smaller = max(6, math.floor(n_train * 0.5))
-    return (
-        f"{what} holds {n_train} training and 0 validation triplets: the gallery is too small for the sampling "
-        f"budget ({budget} training triplets) to leave any for validation; lower it, "
-        f"{config_hint(op, 'total_train_triplets', smaller)}"
     )
