@@ -55,7 +55,9 @@ class SamplingConfig(dg.Config):
             return SamplingBudget.paper()
         if self.preset:
             raise ValueError(f"unknown sampling preset {self.preset!r}: use 'paper' or leave it empty")
-        total = self.total_train_triplets or default_train_triplets(n_artworks)
+        total = self.total_train_triplets
+        if total is None:
+            total = default_train_triplets(n_artworks)
         return SamplingBudget(total_train=total, validation_fraction=self.validation_fraction)
 
 
