@@ -29,6 +29,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_sampling.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_recommend.py
 	$(BIN)/python benchmarks/bench_omp_wait_policy.py
 	# Last and longest: the whole `make run` on a fresh temporary instance, per-step wall times.

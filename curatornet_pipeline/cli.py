@@ -91,6 +91,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     from curatornet_pipeline.core.reporting import markdown_table
     from curatornet_pipeline.duckdb_file import connect_for_reading
+    from curatornet_pipeline.lineage import StaleTablesError, require_consistent
 
     path = _database(args)
     with connect_for_reading(path, args.wait) as con:
@@ -98,6 +99,11 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             table = con.execute("SELECT * FROM evaluation.metric_table ORDER BY auc DESC").df()
         except duckdb.CatalogException:
             print(f"{path} has no evaluation.metric_table yet: materialize the graph first", file=sys.stderr)
+            return 1
+        try:  # a table computed from inputs that a later, failed run replaced is not printed as current
+            require_consistent(con, ["evaluation.metric_table"])
+        except StaleTablesError as error:
+            print(f"error: {error}", file=sys.stderr)
             return 1
     print(markdown_table(table))
     return 0

@@ -17,6 +17,7 @@ from curatornet_pipeline.core.ingest import IMAGE_EXTENSIONS
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.duckdb_file import connect_for_reading
+from curatornet_pipeline.lineage import require_consistent
 from curatornet_pipeline.storage import load_item_vectors, read_frame, table_exists
 
 
@@ -56,6 +57,7 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
         ):
             if not table_exists(con, table):
                 raise RuntimeError(f"{database} has no {table}: materialize '{asset}' first (make run)")
+        require_consistent(con, ["model.curatornet_models", "model.item_embeddings"])
         if model_id is None:
             row = con.execute(
                 """

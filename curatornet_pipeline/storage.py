@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.lineage import record_writes
 
 _QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
@@ -50,12 +51,19 @@ def replace_tables(
     con: duckdb.DuckDBPyConnection,
     frames: Mapping[str, pd.DataFrame],
     casts: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    external_inputs: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace several tables in one transaction. ``casts`` maps table -> column -> SQL type."""
+    """Replace several tables in one transaction. ``casts`` maps table -> column -> SQL type.
+
+    The same transaction records the write in ``meta.table_lineage`` (see ``curatornet_pipeline.lineage``);
+    ``external_inputs`` are fingerprints of inputs outside DuckDB (the source files) to record with it.
+    """
     casts = casts or {}
     with _transaction(con):
         for name, frame in frames.items():
             _create_as(con, _checked(name), frame, casts.get(name, {}))
+        record_writes(con, list(frames), external_inputs=external_inputs)
 
 
 def replace_table(
@@ -84,6 +92,7 @@ def replace_partitions(
             con.register("incoming_frame", frame)
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming_frame")
             con.unregister("incoming_frame")
+        record_writes(con, [_checked(name) for name in frames], key_column, key_values)
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -99,8 +99,9 @@ def inputs() -> SamplingInputs:
     return _inputs()
 
 
-# Large enough that every unit's quota exceeds its number of distinct allowed triplets.
-EXHAUSTIVE = SamplingBudget(total_train=6 * 16 * 80, validation_fraction=0.05)
+# Large enough that every unit's quota exceeds its number of distinct allowed triplets. No validation share,
+# so the training draw holds every allowed triplet (a capped budget would move 5% of them to validation).
+EXHAUSTIVE = SamplingBudget(total_train=6 * 16 * 80, validation_fraction=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,20 @@ def test_every_triplet_allowed_and_every_allowed_triplet_reached(strategy, exhau
     assert len(observed) == len(allowed)
     assert sample.stats["actual_train"] == len(allowed)
     assert sample.stats["hash_collisions"] > 0
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_capped_budget_splits_every_allowed_triplet_between_train_and_validation(strategy, inputs):
+    budget = SamplingBudget(total_train=EXHAUSTIVE.total_train, validation_fraction=0.05)
+    sample = sample_strategy(strategy, inputs, budget, seed=3)
+    train, validation = _content(sample.train), _content(sample.validation)
+    allowed = _allowed(strategy, inputs.pca_unit)
+    assert sample.stats["budget_capped"]
+    assert not set(train) & set(validation)
+    assert sorted(train + validation) == sorted(allowed)  # each allowed triplet exactly once
+    assert len(validation) == -(-len(allowed) * budget.per_strategy_validation() // (
+        budget.per_strategy_train() + budget.per_strategy_validation()
+    ))
 
 
 @pytest.mark.parametrize(
@@ -312,7 +327,8 @@ def test_visual_confidence_margin_with_hand_set_vectors():
         test_items=[],
     )
     sample = sample_strategy(STRATEGIES[5], gallery, SamplingBudget(6 * 8 * 60), seed=0)
-    for_x0 = {(pos, neg) for _, profile, pos, neg in _content(sample.train) if profile == (0,)}
+    drawn = _content(sample.train) + _content(sample.validation)  # the budget is capped: both splits hold some
+    for_x0 = {(pos, neg) for _, profile, pos, neg in drawn if profile == (0,)}
     # x = 0 (cluster 0). Positive 2 shares x's cluster: negatives 4, 5, 7 (other cluster) accepted outright;
     # 6 (cluster 0): cos .5 > cos .17 + .1, accepted; 3 (cluster 0): .5 < .98 + .1, rejected.
     # Positive 1 is in cluster 1: negatives 3 and 6 share x's cluster, rejected outright (6 would
@@ -332,10 +348,11 @@ def test_random_ablation_rules_and_budget(inputs):
     assert sample.strategy == "random"
     assert sample.stats["target_train"] == 2000  # the whole budget, not a sixth
     assert sample.stats["target_validation"] == 200
-    observed = _content(sample.train)
+    observed = _content(sample.train) + _content(sample.validation)
     allowed = _allowed("random", inputs.pca_unit)
-    assert set(observed) == allowed  # 400 per user exceeds every user's distinct triplets
-    assert set(_content(sample.validation)) <= allowed
+    # 400 per user exceeds every user's distinct triplets: all are found once, a tenth kept for validation.
+    assert sorted(observed) == sorted(allowed)
+    assert sample.stats["budget_capped"] and len(sample.validation) == -(-len(allowed) * 200 // 2200)
     assert sum(check_strategy_rules("random", sample.train, inputs).values()) == 0
 
 

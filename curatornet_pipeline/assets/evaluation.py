@@ -29,6 +29,7 @@ from curatornet_pipeline.core.ingest import find_image_files
 from curatornet_pipeline.core.metrics import paired_t_tests
 from curatornet_pipeline.core.picture import PictureRow, contact_sheet
 from curatornet_pipeline.core.vbpr import VBPRModel
+from curatornet_pipeline.lineage import require_consistent, table_inputs
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import load_item_vectors, load_user_vectors, read_frame, replace_tables, require_table
 
@@ -67,6 +68,8 @@ def _curatornet_label(variant: str, l2_lambda: float) -> str:
 )
 def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource):
     with duckdb.get_connection() as con:
+        # Models, vectors and split must come from one run, not half from a run that failed later.
+        require_consistent(con, table_inputs("evaluation.per_user_metrics"))
         artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
         transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
         raw, _ = load_model_features(con)

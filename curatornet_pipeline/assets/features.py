@@ -1,6 +1,7 @@
 """Features group: ResNet50 image embeddings and the silhouette-selected visual clusters."""
 
 import time
+from typing import Optional
 
 import dagster as dg
 import numpy as np
@@ -18,11 +19,11 @@ from curatornet_pipeline.core.embeddings import (
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.ingest import find_image_files
+from curatornet_pipeline.core.preflight import NPY_NAME, embedding_source, pca_note, resolve_n_clusters
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
 
 GROUP = "features"
-NPY_NAME = "resnet_embeddings.npy"
 
 
 class EmbeddingConfig(dg.Config):
@@ -78,7 +79,7 @@ def resnet50_embeddings(
         require_table(con, "ingest.raw_artworks", "raw_artworks")
         artworks = read_frame(con, "SELECT artwork_idx, artwork_id FROM ingest.raw_artworks ORDER BY artwork_idx")
     ids = artworks["artwork_id"].tolist()
-    use_npy = config.source == "npy" or (config.source == "auto" and (folder / NPY_NAME).exists())
+    use_npy = embedding_source(folder, config.source) == "npy"
     metadata: dict = {}
     started = time.perf_counter()
     if use_npy:
@@ -87,8 +88,6 @@ def resnet50_embeddings(
         metadata["embedding_source"] = f"precomputed file {folder / NPY_NAME}"
         metadata["weights"] = "as computed by whoever produced the .npy file"
     else:
-        if config.source not in ("auto", "images"):
-            raise ValueError(f"embedding source must be 'auto', 'npy' or 'images', got {config.source!r}")
         weights = _resolve_weights(config, gallery)
         image_size = _resolve_image_size(config, gallery)
         paths = find_image_files(folder, ids)
@@ -136,7 +135,11 @@ def resnet50_embeddings(
 
 
 class ClusteringConfig(dg.Config):
-    n_clusters: int = Field(default=100, description="k of k-means (the paper: 100).")
+    n_clusters: Optional[int] = Field(
+        default=None,
+        description="k of k-means. Unset: the paper's 100, lowered to about one cluster per 15 artworks for "
+        "catalogues under 1,500 artworks (the choice is logged and in metadata).",
+    )
     n_runs: int = Field(default=20, description="k-means runs with different seeds; the best silhouette wins.")
     pca_components: int = Field(default=200, description="PCA dimensions before k-means (the paper: 200).")
     seed: int = Field(default=0, description="Seed of PCA and of the first k-means run.")
@@ -164,9 +167,13 @@ def visual_clusters(
             con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding"
         )
     started = time.perf_counter()
+    n_clusters, note = resolve_n_clusters(config.n_clusters, len(embeddings))
+    for message in (note, pca_note(config.pca_components, *embeddings.shape)):
+        if message:
+            context.log.info(message)
     result = cluster_embeddings(
         embeddings,
-        n_clusters=config.n_clusters,
+        n_clusters=n_clusters,
         n_runs=config.n_runs,
         pca_components=config.pca_components,
         seed=config.seed,
@@ -186,7 +193,7 @@ def visual_clusters(
             "seed": result.run_seeds,
             "silhouette": result.silhouettes,
             "chosen": np.arange(len(result.silhouettes)) == result.chosen_run,
-            "n_clusters": config.n_clusters,
+            "n_clusters": n_clusters,
         }
     )
     with duckdb.get_connection() as con:
@@ -196,10 +203,12 @@ def visual_clusters(
             {"features.visual_clusters": {"pca": f"FLOAT[{result.pca_vectors.shape[1]}]"}},
         )
         metadata = table_metadata(con, "features.visual_clusters")
-    sizes = np.bincount(result.labels, minlength=config.n_clusters)
+    sizes = np.bincount(result.labels, minlength=n_clusters)
     return dg.MaterializeResult(
         metadata={
             **metadata,
+            "n_clusters": n_clusters,
+            "n_clusters_note": note or "as configured",
             "chosen_run": int(result.chosen_run),
             "chosen_seed": int(result.run_seeds[result.chosen_run]),
             "best_silhouette": float(result.silhouettes[result.chosen_run]),

@@ -8,7 +8,9 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline.assets.metadata import frame_markdown, table_metadata
+from curatornet_pipeline.assets.features import ClusteringConfig, EmbeddingConfig
 from curatornet_pipeline.core.ingest import detect_source_format, read_source
+from curatornet_pipeline.core.preflight import RunPlan, embedding_source, preflight_source
 from curatornet_pipeline.core.reporting import markdown_table
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import replace_tables
@@ -44,6 +46,35 @@ def source_fingerprint(folder: Path) -> dict[str, str]:
     return prints
 
 
+def _op_config(context: dg.AssetExecutionContext, op: str, config_class: type[dg.Config]) -> dg.Config:
+    """The run config of another step of this run, with that step's defaults filled in."""
+    ops = (context.run.run_config or {}).get("ops", {})
+    return config_class(**(ops.get(op, {}) or {}).get("config", {}))
+
+
+def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
+    """What this run will compute (its asset selection) with the settings that bound the data it needs."""
+    # The run's asset selection; empty when the whole job runs, whose assets the job definition lists.
+    planned = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
+
+    def runs(key: str) -> bool:
+        return dg.AssetKey(key) in planned
+
+    clustering = _op_config(context, "visual_clusters", ClusteringConfig)
+    embedding = _op_config(context, "resnet50_embeddings", EmbeddingConfig)
+    return RunPlan(
+        cluster=runs("visual_clusters"),
+        n_clusters=clustering.n_clusters,
+        pca_components=clustering.pca_components,
+        embeddings=embedding_source(folder, embedding.source) if runs("resnet50_embeddings") else None,
+        evaluate=runs("per_user_metrics"),
+    )
+
+
+def _combined_fingerprint(prints: dict[str, str]) -> str:
+    return hashlib.sha1("\n".join(f"{k}={v}" for k, v in sorted(prints.items())).encode()).hexdigest()
+
+
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "file"},
@@ -61,6 +92,17 @@ def source_files(
     metadata: dict = {}
     if gallery.is_demo:
         stats = gallery.ensure_demo_gallery(context.log)
+    folder = gallery.folder()
+    # The whole source is checked against what this run will compute before any table is written, so a
+    # source that cannot work leaves every table as the previous run left it.
+    artworks, transactions = read_source(folder)
+    notes = preflight_source(folder, artworks, transactions, run_plan(context, folder))
+    for note in notes:
+        context.log.info(note)
+    metadata["preflight"] = dg.MetadataValue.json(
+        {"artworks": len(artworks), "transactions": len(transactions), "notes": notes}
+    )
+    if gallery.is_demo:
         comparison = pd.DataFrame(stats["comparison"])
         context.log.info("demo gallery statistics (generated vs the paper's UGallery):\n" + markdown_table(comparison))
         with duckdb.get_connection() as con:
@@ -69,7 +111,6 @@ def source_files(
         metadata["note"] = (
             "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
         )
-    folder = gallery.folder()
     metadata["folder"] = dg.MetadataValue.path(str(folder))
     metadata["format"] = detect_source_format(folder)
     metadata["fingerprints"] = dg.MetadataValue.json(source_fingerprint(folder))
@@ -102,7 +143,11 @@ def raw_tables(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb
     context.log.info(f"reading {detect_source_format(folder)} files from {folder}")
     artworks, transactions = read_source(folder)
     with duckdb.get_connection() as con:
-        replace_tables(con, {"ingest.raw_artworks": artworks, "ingest.raw_transactions": transactions})
+        replace_tables(
+            con,
+            {"ingest.raw_artworks": artworks, "ingest.raw_transactions": transactions},
+            external_inputs={str(folder): _combined_fingerprint(source_fingerprint(folder))},
+        )
         artwork_meta = table_metadata(con, "ingest.raw_artworks")
         transaction_meta = table_metadata(con, "ingest.raw_transactions")
     yield dg.MaterializeResult(

@@ -1,6 +1,7 @@
 """Triplets group: one partition per sampling strategy, their deduplicated union, and the random ablation."""
 
 import time
+from typing import Optional
 
 import dagster as dg
 import duckdb as duckdb_module
@@ -22,6 +23,8 @@ from curatornet_pipeline.core.sampling import (
     triplet_hashes,
     union_deduplicate,
 )
+from curatornet_pipeline.core.preflight import budget_capped_note, default_train_triplets
+from curatornet_pipeline.lineage import recorded_partitions
 from curatornet_pipeline.storage import (
     PROFILE_CASTS,
     read_frame,
@@ -38,21 +41,24 @@ STRATEGY_PARTITIONS = dg.StaticPartitionsDefinition(list(STRATEGIES))
 
 
 class SamplingConfig(dg.Config):
-    total_train_triplets: int = Field(
-        default=360_000,
-        description="Training triplets over the six strategies (split evenly); validation adds 5%. "
-        "Ignored when preset='paper'.",
+    total_train_triplets: Optional[int] = Field(
+        default=None,
+        description="Training triplets over the six strategies (split evenly); validation adds 5%. Unset: "
+        "360,000 for a catalogue of 6,000+ artworks, 60 per artwork below that. Ignored when preset='paper'.",
     )
     preset: str = Field(default="", description="'paper' = 10,000,000 training triplets, as in the paper.")
     validation_fraction: float = Field(default=0.05, description="Validation triplets as a fraction of training.")
     seed: int = Field(default=0, description="Sampling seed.")
 
-    def budget(self) -> SamplingBudget:
+    def budget(self, n_artworks: int) -> SamplingBudget:
         if self.preset == "paper":
             return SamplingBudget.paper()
         if self.preset:
             raise ValueError(f"unknown sampling preset {self.preset!r}: use 'paper' or leave it empty")
-        return SamplingBudget(total_train=self.total_train_triplets, validation_fraction=self.validation_fraction)
+        total = self.total_train_triplets
+        if total is None:
+            total = default_train_triplets(n_artworks)
+        return SamplingBudget(total_train=total, validation_fraction=self.validation_fraction)
 
 
 def load_sampling_inputs(con: duckdb_module.DuckDBPyConnection) -> SamplingInputs:
@@ -102,6 +108,15 @@ def _sample_metadata(stats: dict) -> dict:
     return metadata
 
 
+def _log_budget_cap(context: dg.AssetExecutionContext, sample: StrategySample) -> None:
+    stats = sample.stats
+    note = budget_capped_note(
+        sample.strategy, stats["target_train"], stats["actual_train"], stats["actual_validation"]
+    )
+    if note:
+        context.log.warning(note)
+
+
 def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation rows of one strategy, and the one profile table both point at."""
     train_rows, profiles = triplet_frames(sample.train, triplet_hashes(sample.train), strategy=strategy, split="train")
@@ -125,9 +140,9 @@ def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame,
     ),
 )
 def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    budget = config.budget()
     with duckdb.get_connection() as con:
         inputs = load_sampling_inputs(con)
+    budget = config.budget(inputs.n_items)
     all_rows, all_profiles = [], []
     for strategy in context.partition_keys:
         started = time.perf_counter()
@@ -142,6 +157,7 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
         context.log.info(
             f"{strategy}: {len(sample.train)} train, {len(sample.validation)} validation in {seconds:.1f}s"
         )
+        _log_budget_cap(context, sample)
         context.add_asset_metadata(
             {**_sample_metadata(sample.stats), "dagster/row_count": len(rows), "seconds": float(seconds)},
             partition_key=strategy,
@@ -178,9 +194,14 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
     with duckdb.get_connection() as con:
         require_table(con, "triplets.triplets", "triplets")
         present = set(read_frame(con, "SELECT DISTINCT strategy FROM triplets.triplets")["strategy"])
-        missing = [s for s in STRATEGIES if s not in present]
+        # A partition that was sampled but found no eligible user or artwork is written with no rows.
+        written = recorded_partitions(con, "triplets.triplets")
+        missing = [s for s in STRATEGIES if s not in present and s not in written]
         if missing:
             raise RuntimeError(f"triplets partitions not materialized yet: {', '.join(missing)}")
+        for strategy in STRATEGIES:
+            if strategy not in present:
+                context.log.warning(f"{strategy} yielded no triplets on this gallery (see its partition metadata)")
         for strategy in STRATEGIES:
             parts = {}
             for split in ("train", "validation"):
@@ -247,7 +268,8 @@ def random_triplets(
     with duckdb.get_connection() as con:
         inputs = load_sampling_inputs(con)
     started = time.perf_counter()
-    sample = sample_random(inputs, config.budget(), seed=config.seed)
+    sample = sample_random(inputs, config.budget(inputs.n_items), seed=config.seed)
+    _log_budget_cap(context, sample)
     rows, profiles = _sample_frames(sample, "random")
     with duckdb.get_connection() as con:
         replace_tables(

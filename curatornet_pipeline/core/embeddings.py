@@ -120,14 +120,50 @@ def image_transform(image_size: int = 224) -> Callable[[Image.Image], torch.Tens
     )
 
 
-def _load_image(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+# Pillow's integer grayscale modes wider than 8 bits. convert("RGB") clips their samples at 255, which
+# turns a 16-bit image (0..65535) almost entirely white, so they are rescaled to 8 bits first.
+_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_MAX_16BIT = 65535
+UNSUPPORTED_IMAGE_MODES = {
+    "F": "32-bit floating-point image (mode F) has no defined brightness range; save it as 8-bit or 16-bit",
+}
+
+
+def _wide_gray_to_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """A 16-bit grayscale image (or mode "I" holding 16-bit samples) as 8-bit RGB, scaled by 255/65535."""
+    samples = np.asarray(image, dtype=np.int64)
+    if samples.size and (samples.min() < 0 or samples.max() > _MAX_16BIT):
+        raise InputDataError(
+            path,
+            f"{image.mode} image holds values in [{samples.min()}, {samples.max()}], outside the 16-bit range "
+            "0..65535; save it as 8-bit or 16-bit RGB or grayscale",
+        )
+    eight_bit = np.rint(samples * (255 / _MAX_16BIT)).astype(np.uint8)
+    return Image.fromarray(eight_bit, mode="L").convert("RGB")
+
+
+def load_rgb_image(path: Path) -> Image.Image:
+    """Decode ``path`` fully and return it as 8-bit RGB; 16-bit grayscale is rescaled, never clipped.
+
+    Raises :class:`InputDataError` naming the file when it does not decode or its pixel format
+    (e.g. 32-bit float) has no faithful 8-bit RGB form.
+    """
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here with its name
-            rgb = image.convert("RGB")
+            if image.mode in _WIDE_GRAY_MODES:
+                return _wide_gray_to_rgb(image, path)
+            if image.mode in UNSUPPORTED_IMAGE_MODES:
+                raise InputDataError(path, UNSUPPORTED_IMAGE_MODES[image.mode])
+            return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, InputDataError):
+            raise
         raise InputDataError(path, f"image cannot be decoded ({type(exc).__name__}: {exc})") from exc
-    return transform(rgb)
+
+
+def _load_image(path: Path, transform: Callable[[Image.Image], torch.Tensor]) -> torch.Tensor:
+    return transform(load_rgb_image(path))
 
 
 def embed_images(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,9 +67,14 @@ def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str]
 
     The standard ``csv`` module is used instead of ``pandas.read_csv`` because pandas silently
     turns an extra field into an index column and pads short rows, both of which hide bad rows.
+    Bytes that are not UTF-8 and CSV syntax errors (an overlong field, a NUL byte) are reported
+    with the data row and line where they occur.
     """
     if not path.is_file():
         raise InputDataError(path, "file not found")
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    record_start = 1
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -86,9 +92,11 @@ def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str]
             duplicated = sorted({name for name in header if header.count(name) > 1})
             if duplicated:
                 raise InputDataError(path, f"header repeats column(s) {duplicated}", column=duplicated[0])
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            for fields in reader:
+            while True:
+                record_start = reader.line_num + 1  # a quoted field may span lines: errors point at its start
+                fields = next(reader, None)
+                if fields is None:
+                    break
                 if not fields:  # a blank line carries no data
                     continue
                 if len(fields) != len(header):
@@ -100,15 +108,47 @@ def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str]
                     )
                 rows.append([value.strip() for value in fields])
                 lines.append(reader.line_num)
-    except UnicodeDecodeError as exc:
-        raise InputDataError(path, f"not UTF-8 text: {exc}") from exc
+    except UnicodeDecodeError:
+        raise _not_utf8_error(path) from None
     except csv.Error as exc:
-        raise InputDataError(path, f"malformed CSV: {exc}") from exc
+        hint = ""
+        if "field larger than field limit" in str(exc):
+            hint = (
+                f"; no id, timestamp or basket needs {csv.field_size_limit():,} characters, so this is usually "
+                "an unclosed quote (\") that swallowed the lines after it"
+            )
+        if record_start == 1:
+            raise InputDataError(path, f"the header (line 1): malformed CSV ({exc}){hint}") from None
+        raise InputDataError(
+            path, f"row {len(rows) + 1} (line {record_start}): malformed CSV ({exc}){hint}", row=len(rows) + 1
+        ) from None
     if not rows:
         raise InputDataError(path, "file has a header but no data rows")
     keep = [name for name in header if name in required or name in optional]
     frame = pd.DataFrame(rows, columns=header, dtype=object)[keep]
     return _CsvTable(path, frame, np.asarray(lines, dtype=np.int64))
+
+
+def _not_utf8_error(path: Path) -> InputDataError:
+    """Locate the first byte that is not UTF-8 (line, data row, the bytes) for the error message."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        # Data rows before that line: parse the valid prefix (quoted fields may span lines).
+        prefix = data[:line_start].decode("utf-8-sig")
+        records = sum(1 for fields in csv.reader(io.StringIO(prefix, newline="")) if fields)
+        bad = data[exc.start : exc.end]
+        where = f"row {records} (line {line})" if records else f"the header (line {line})"
+        return InputDataError(
+            path,
+            f"{where}: byte(s) {bad!r} at byte offset {exc.start} are not UTF-8 text; "
+            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+            row=records or None,
+        )
+    return InputDataError(path, "not UTF-8 text")
 
 
 def _require_non_empty(table: _CsvTable, column: str) -> None:
@@ -186,6 +226,37 @@ def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> 
     return result.astype("datetime64[ns]")
 
 
+# An artwork id names its image file (images/<id>.png) and appears in report file names, so it must be a
+# plain file name: no path separators, no "." or "..", no control characters, short enough for any file system.
+_MAX_ID_BYTES = 200
+
+
+def _file_name_problem(artwork_id: str) -> str | None:
+    if "/" in artwork_id or "\\" in artwork_id:
+        return "contains a path separator"
+    if artwork_id in (".", ".."):
+        return "is a relative directory name"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in artwork_id):
+        return "contains a control character"
+    if len(artwork_id.encode("utf-8")) > _MAX_ID_BYTES:
+        return f"is longer than {_MAX_ID_BYTES} bytes"
+    return None
+
+
+def _require_file_name_ids(table: _CsvTable, column: str) -> None:
+    """Raise on the first artwork id that is not usable as a file name (see above)."""
+    for i, artwork_id in enumerate(table.frame[column].to_numpy()):
+        problem = _file_name_problem(artwork_id)
+        if problem:
+            raise InputDataError(
+                table.path,
+                f"{table.where(i)}: artwork id {artwork_id!r} {problem}; an artwork id names its image file "
+                "(images/<id>.png), so it must be a plain file name",
+                row=i + 1,
+                column=column,
+            )
+
+
 def _build_artworks(table: _CsvTable, id_column: str, artist_column: str, uploads: pd.Series) -> pd.DataFrame:
     """Validate ids and return the canonical artworks frame sorted by artwork id."""
     _require_non_empty(table, id_column)
@@ -203,6 +274,7 @@ def _build_artworks(table: _CsvTable, id_column: str, artist_column: str, upload
             row=int(same[1]) + 1,
             column=id_column,
         )
+    _require_file_name_ids(table, id_column)
     artworks = pd.DataFrame(
         {
             "artwork_id": ids.astype(str).to_numpy(),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from curatornet_pipeline.core.embeddings import load_rgb_image
+
 HIT_COLOUR = (30, 160, 60)
 MISS_COLOUR = (200, 200, 200)
 BACKGROUND = (255, 255, 255)
@@ -24,11 +26,10 @@ class PictureRow:
 
 
 def _thumbnail(path: Path, size: int) -> Image.Image:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image.thumbnail((size, size))
-        tile = Image.new("RGB", (size, size), BACKGROUND)
-        tile.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    image = load_rgb_image(path)  # the same decoding as the embeddings (16-bit grayscale is rescaled)
+    image.thumbnail((size, size))
+    tile = Image.new("RGB", (size, size), BACKGROUND)
+    tile.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
     return tile
 
 

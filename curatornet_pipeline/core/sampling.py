@@ -836,6 +836,32 @@ def _trim(columns: dict[str, np.ndarray], target: int, rng: np.random.Generator)
     return {name: values[keep] for name, values in columns.items()}
 
 
+def _reserve_validation(
+    train: dict[str, np.ndarray],
+    validation: dict[str, np.ndarray],
+    target_train: int,
+    target_validation: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Split what a small gallery yields by the budget's train/validation ratio.
+
+    When the gallery has fewer distinct triplets than the training budget, the training draw takes them
+    all and the validation draw finds nothing new; moving a seeded share of the training rows over keeps
+    validation at the configured fraction of what exists (rows stay distinct: none is in both).
+    """
+    n_train, n_validation = len(train["profile_id"]), len(validation["profile_id"])
+    wanted = math.ceil((n_train + n_validation) * target_validation / (target_train + target_validation))
+    move = min(wanted - n_validation, n_train - 1)
+    if move <= 0:
+        return train, validation
+    moved = np.zeros(n_train, dtype=bool)
+    moved[rng.choice(n_train, size=move, replace=False)] = True
+    return (
+        {name: values[~moved] for name, values in train.items()},
+        {name: np.concatenate([validation[name], values[moved]]) for name, values in train.items()},
+    )
+
+
 def _passes_visual_confidence(
     pca_unit: np.ndarray,
     cluster: np.ndarray,
@@ -904,6 +930,9 @@ def _sample(
     train_hashes = np.sort(_combine_hashes(profile_hash[train["profile_id"]], train["positive"], train["negative"]))
     validation, _ = sampler.fill(plan, profile_hash, quota_validation, train_hashes, rng_validation)
     validation = _trim(validation, target_validation, rng_trim)
+    budget_capped = len(train["profile_id"]) < target_train
+    if budget_capped:
+        train, validation = _reserve_validation(train, validation, target_train, target_validation, rng_trim)
 
     offsets, items = _compact_profiles(plan.profile_offsets, plan.profile_items, train, validation)
     train_set = _make_triplet_set(offsets, items, train)
@@ -918,6 +947,7 @@ def _sample(
         "target_validation": int(target_validation),
         "actual_train": len(train_set),
         "actual_validation": len(validation_set),
+        "budget_capped": bool(budget_capped),
         "eligible_users_or_items": int(n_eligible),
         "quota_per_unit_train": int(quota_train),
         "quota_per_unit_validation": int(quota_validation),

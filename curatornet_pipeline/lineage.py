@@ -1,0 +1,267 @@
+"""Which run wrote each table, from which inputs, and whether the tables a reader uses belong together.
+
+A run that fails half-way leaves the steps it finished rewritten and the rest as the previous run left
+them: new ingest tables next to old embeddings, models and metrics. Each step's write is atomic, so no
+table is half-written, but the *set* is mixed. This module makes that visible instead of silently served:
+
+* Every write through ``storage.replace_tables`` / ``replace_partitions`` records, in the same
+  transaction, one row per (table, partition) in ``meta.table_lineage``: the Dagster run id, the time,
+  a fingerprint of the rows written, and the fingerprints that the table's inputs (``TABLE_INPUTS``)
+  had at that moment, i.e. the inputs it was computed from.
+* Readers (``curatornet metrics``, ``curatornet recommend``, the evaluation step) call
+  :func:`require_consistent` with the tables they read. It walks the inputs upstream and refuses, in one
+  sentence, when some table was computed from a version of an input that is no longer the stored one.
+
+Fingerprints hash the rows, not the run, so rerunning a step on unchanged data does not make anything
+downstream stale. Fingerprints are only ever compared with other recorded fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+LINEAGE_TABLE = "meta.table_lineage"
+UNPARTITIONED = ""
+
+_SAMPLING_INPUTS = ("ingest.raw_artworks", "split.last_basket_split", "split.users", "features.visual_clusters")
+_UNION_INPUTS = ("triplets.triplets", "triplets.profiles")
+_SIX_STRATEGY_MODEL_INPUTS = (
+    "triplets.training_triplets",
+    "triplets.training_profiles",
+    "features.resnet50_embeddings",
+)
+_RANDOM_MODEL_INPUTS = ("triplets.random_triplets", "triplets.random_profiles", "features.resnet50_embeddings")
+_VECTOR_INPUTS = (
+    "model.curatornet_models",
+    "features.resnet50_embeddings",
+    "ingest.raw_artworks",
+    "split.last_basket_split",
+)
+_EVALUATION_INPUTS = (
+    "ingest.raw_artworks",
+    "split.last_basket_split",
+    "split.users",
+    "features.resnet50_embeddings",
+    "model.curatornet_models",
+    "model.item_embeddings",
+    "model.user_vectors",
+    "model.vbpr_models",
+)
+
+# The tables each table is computed from (what its asset reads). "table/partition" keys override the
+# table's entry for one partition. Tables of the ingest group are computed from the source files, whose
+# fingerprint the ingest step records as an external input.
+TABLE_INPUTS: dict[str, tuple[str, ...]] = {
+    "ingest.demo_gallery_stats": (),
+    "ingest.raw_artworks": (),
+    "ingest.raw_transactions": (),
+    "features.resnet50_embeddings": ("ingest.raw_artworks",),
+    "features.visual_clusters": ("features.resnet50_embeddings",),
+    "features.clustering_runs": ("features.resnet50_embeddings",),
+    "split.last_basket_split": ("ingest.raw_transactions",),
+    "split.users": ("ingest.raw_transactions",),
+    "triplets.triplets": _SAMPLING_INPUTS,
+    "triplets.profiles": _SAMPLING_INPUTS,
+    "triplets.random_triplets": _SAMPLING_INPUTS,
+    "triplets.random_profiles": _SAMPLING_INPUTS,
+    "triplets.training_triplets": _UNION_INPUTS,
+    "triplets.training_profiles": _UNION_INPUTS,
+    "model.curatornet_models": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2],
+    "model.curatornet_models/six_strategies": _SIX_STRATEGY_MODEL_INPUTS,
+    "model.curatornet_models/random_sampling": _RANDOM_MODEL_INPUTS,
+    "model.training_history": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2],
+    "model.training_history/six_strategies": _SIX_STRATEGY_MODEL_INPUTS,
+    "model.training_history/random_sampling": _RANDOM_MODEL_INPUTS,
+    "model.vbpr_models": _SIX_STRATEGY_MODEL_INPUTS + ("split.users",),
+    "model.item_embeddings": _VECTOR_INPUTS,
+    "model.user_vectors": _VECTOR_INPUTS,
+    "evaluation.recommendations": _EVALUATION_INPUTS,
+    "evaluation.per_user_metrics": _EVALUATION_INPUTS,
+    "evaluation.metric_table": ("evaluation.per_user_metrics",),
+    "evaluation.significance_tests": ("evaluation.per_user_metrics",),
+}
+
+
+class StaleTablesError(RuntimeError):
+    """The tables a reader needs were not all computed from the stored versions of their inputs."""
+
+
+def table_inputs(table: str, partition: str = UNPARTITIONED) -> tuple[str, ...]:
+    """The tables ``table`` (or one partition of it) is computed from; () for a table not in the map."""
+    if partition and f"{table}/{partition}" in TABLE_INPUTS:
+        return TABLE_INPUTS[f"{table}/{partition}"]
+    return TABLE_INPUTS.get(table, ())
+
+
+def _current_run_id() -> str:
+    """The Dagster run id when called inside a step; "" outside Dagster (scripts, benchmarks)."""
+    try:
+        import dagster as dg
+
+        return dg.OpExecutionContext.get().run_id
+    except Exception:  # no step is executing
+        return ""
+
+
+def _ensure_lineage_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} (
+            table_name VARCHAR, partition_key VARCHAR, run_id VARCHAR, written_at TIMESTAMP,
+            row_count BIGINT, fingerprint VARCHAR, inputs JSON)"""
+    )
+
+
+def _lineage_rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict]]:
+    """table -> partition -> its record, read from meta.table_lineage ({} when there is none)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' AND table_name = 'table_lineage'"
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    records: dict[str, dict[str, dict]] = {}
+    for table, partition, run_id, written_at, rows, fingerprint, inputs in con.execute(
+        f"SELECT table_name, partition_key, run_id, written_at, row_count, fingerprint, inputs FROM {LINEAGE_TABLE}"
+    ).fetchall():
+        records.setdefault(table, {})[partition] = {
+            "run_id": run_id,
+            "written_at": written_at,
+            "rows": rows,
+            "fingerprint": fingerprint,
+            "inputs": json.loads(inputs) if isinstance(inputs, str) else (inputs or {}),
+        }
+    return records
+
+
+def _table_fingerprint(partitions: Mapping[str, dict] | None) -> str | None:
+    """One fingerprint for a whole table from its partitions' fingerprints (None: never recorded)."""
+    if not partitions:
+        return None
+    if set(partitions) == {UNPARTITIONED}:
+        return partitions[UNPARTITIONED]["fingerprint"]
+    joined = "\n".join(f"{p}={partitions[p]['fingerprint']}" for p in sorted(partitions))
+    return hashlib.sha1(joined.encode()).hexdigest()
+
+
+def _row_fingerprints(
+    con: duckdb.DuckDBPyConnection, table: str, partition_column: str | None, partitions: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """partition -> (rows, fingerprint of its rows); order-independent (a sum of row hashes)."""
+    if partition_column is None:
+        count, total = con.execute(f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {table} t").fetchone()
+        return {UNPARTITIONED: (int(count), f"{count}:{total}")}
+    placeholders = ", ".join("?" for _ in partitions)
+    found = {
+        key: (int(count), f"{count}:{total}")
+        for key, count, total in con.execute(
+            f'SELECT "{partition_column}", count(*), sum(hash(t)) FROM {table} t '
+            f'WHERE "{partition_column}" IN ({placeholders}) GROUP BY 1',
+            list(partitions),
+        ).fetchall()
+    }
+    return {p: found.get(p, (0, "0:0")) for p in partitions}
+
+
+def record_writes(
+    con: duckdb.DuckDBPyConnection,
+    tables: Iterable[str],
+    partition_column: str | None = None,
+    partitions: Sequence[str] = (),
+    external_inputs: Mapping[str, str] | None = None,
+) -> None:
+    """Record the tables (or the given partitions of them) just written, inside the caller's transaction.
+
+    ``external_inputs`` names inputs outside DuckDB (the source files) with their fingerprints; they are
+    kept for the record and not checked by readers, who cannot see the files the run saw.
+    """
+    tables = list(tables)
+    _ensure_lineage_table(con)
+    records = _lineage_rows(con)
+    run_id = _current_run_id()
+    for table in tables:
+        for partition, (rows, fingerprint) in _row_fingerprints(con, table, partition_column, partitions).items():
+            inputs = {name: _table_fingerprint(records.get(name)) for name in table_inputs(table, partition)}
+            inputs.update({f"external:{k}": v for k, v in (external_inputs or {}).items()})
+            con.execute(f"DELETE FROM {LINEAGE_TABLE} WHERE table_name = ? AND partition_key = ?", [table, partition])
+            con.execute(
+                f"INSERT INTO {LINEAGE_TABLE} VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?, ?)",
+                [table, partition, run_id, rows, fingerprint, json.dumps(inputs, sort_keys=True)],
+            )
+
+
+@dataclass(frozen=True)
+class StaleInput:
+    """``table`` (partition) was computed from a version of ``input_table`` that has since been replaced."""
+
+    table: str
+    partition: str
+    input_table: str
+    input_run_id: str | None  # the run that wrote the input's current version (None: no record)
+
+    def describe(self) -> str:
+        name = f"{self.table} [{self.partition}]" if self.partition else self.table
+        if self.input_run_id is None:
+            return f"{name} (no record of {self.input_table})"
+        by = f" by run {self.input_run_id[:8]}" if self.input_run_id else ""
+        return f"{name} (older than {self.input_table}, rewritten{by})"
+
+
+def _upstream_closure(targets: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    pending = list(targets)
+    while pending:
+        table = pending.pop()
+        if table in seen:
+            continue
+        seen.append(table)
+        pending.extend(
+            name for key, inputs in TABLE_INPUTS.items() if key.split("/")[0] == table for name in inputs
+        )
+    return seen
+
+
+def stale_inputs(con: duckdb.DuckDBPyConnection, targets: Iterable[str]) -> list[StaleInput]:
+    """Every table in ``targets`` or upstream of them whose recorded inputs differ from the stored ones."""
+    records = _lineage_rows(con)
+    problems: list[StaleInput] = []
+    for table in _upstream_closure(targets):
+        for partition, record in sorted(records.get(table, {}).items()):
+            for input_table, fingerprint in sorted(record["inputs"].items()):
+                if input_table.startswith("external:"):
+                    continue
+                current = records.get(input_table)
+                if _table_fingerprint(current) != fingerprint:
+                    latest = max(current.values(), key=lambda r: r["written_at"]) if current else None
+                    problems.append(StaleInput(table, partition, input_table, latest["run_id"] if latest else None))
+    return problems
+
+
+def require_consistent(con: duckdb.DuckDBPyConnection, targets: Sequence[str]) -> None:
+    """Raise :class:`StaleTablesError` (one sentence) unless ``targets`` and everything upstream belong together."""
+    records = _lineage_rows(con)
+    if not records:
+        raise StaleTablesError(
+            "the DuckDB file has no lineage records (meta.table_lineage), so which run wrote its tables is unknown; "
+            "rerun `curatornet materialize` to rebuild them together"
+        )
+    unrecorded = [t for t in _upstream_closure(targets) if t not in records]
+    problems = stale_inputs(con, targets)
+    if not problems and not unrecorded:
+        return
+    listed = [p.describe() for p in problems] + [f"{t} (no lineage record)" for t in unrecorded]
+    shown = "; ".join(listed[:4]) + (f"; and {len(listed) - 4} more" if len(listed) > 4 else "")
+    raise StaleTablesError(
+        f"{', '.join(targets)} cannot be trusted: some tables it depends on were rewritten by a later run that did "
+        f"not finish (or ran only part of the graph), so they no longer come from one run - stale: {shown}; "
+        "rerun `curatornet materialize` to bring every table up to date"
+    )
+
+
+def recorded_partitions(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The partitions of ``table`` that some run has written (an empty partition counts as written)."""
+    return set(_lineage_rows(con).get(table, {})) - {UNPARTITIONED}

@@ -1,0 +1,102 @@
+"""Input files a real gallery may hold: 16-bit grayscale PNGs, non-UTF-8 bytes, overlong CSV fields, ids that
+are not file names. Each is a real file read through the real reader."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from curatornet_pipeline.core.embeddings import embed_images, load_rgb_image
+from curatornet_pipeline.core.errors import InputDataError
+from curatornet_pipeline.core.ingest import read_generic, read_ugallery
+
+
+def _gradient16(path: Path) -> np.ndarray:
+    """A real 16-bit grayscale PNG: a horizontal ramp over the full 0..65535 range."""
+    ramp = np.linspace(0, 65535, 64).round().astype(np.uint16)
+    pixels = np.tile(ramp, (32, 1))
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def test_16bit_grayscale_png_is_rescaled_not_saturated(tmp_path):
+    pixels = _gradient16(tmp_path / "gray16.png")
+    with Image.open(tmp_path / "gray16.png") as raw:
+        assert raw.mode == "I;16"  # what Pillow makes of a 16-bit grayscale PNG
+        saturated = np.asarray(raw.convert("RGB"))
+    assert (saturated == 255).mean() > 0.9  # the bug this guards against: convert("RGB") clips to white
+
+    decoded = np.asarray(load_rgb_image(tmp_path / "gray16.png"))
+    assert decoded.shape == (32, 64, 3) and decoded.dtype == np.uint8
+    expected = np.rint(pixels * (255 / 65535)).astype(np.uint8)
+    np.testing.assert_array_equal(decoded[..., 0], expected)
+    assert decoded[:, 0].max() == 0 and decoded[:, -1].min() == 255
+    assert abs(float(decoded.mean()) - 127.5) < 1.0  # a ramp averages mid-grey, not white
+
+
+def test_16bit_png_embeds_like_its_8bit_equivalent(tmp_path):
+    pixels = _gradient16(tmp_path / "gray16.png")
+    Image.fromarray(np.rint(pixels * (255 / 65535)).astype(np.uint8)).save(tmp_path / "gray8.png")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2048))
+    features = embed_images([tmp_path / "gray16.png", tmp_path / "gray8.png"], model, image_size=32, batch_size=2)
+    np.testing.assert_allclose(features[0], features[1], rtol=1e-5, atol=1e-5)
+
+
+def test_float_image_is_refused_naming_the_file(tmp_path):
+    Image.fromarray(np.ones((8, 8), dtype=np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(InputDataError, match=r"float\.tif.*mode F"):
+        load_rgb_image(tmp_path / "float.tif")
+
+
+def _ugallery(folder: Path, purchases: bytes) -> Path:
+    folder.mkdir()
+    with open(folder / "inventory.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["artwork_id_hash", "artist_id_hash", "upload_timestamp"])
+        for i in range(4):
+            writer.writerow([f"a{i}", "artist", 1_400_000_000 + i])
+    (folder / "purchases.csv").write_bytes(purchases)
+    return folder
+
+
+HEADER = b"user_id_hash,purchase_timestamp,purchased_artwork_ids_hash\n"
+
+
+def test_non_utf8_byte_names_file_row_and_line(tmp_path):
+    body = HEADER + b"u1,1500000000,\"['a0']\"\n" + b"Jos\xe9,1500000001,\"['a1']\"\n"
+    folder = _ugallery(tmp_path / "src", body)
+    with pytest.raises(InputDataError) as error:
+        read_ugallery(folder)
+    message = str(error.value)
+    assert "purchases.csv" in message and "row 2 (line 3)" in message and "\\xe9" in message and "UTF-8" in message
+
+
+def test_field_over_the_parser_limit_points_at_the_unclosed_quote(tmp_path):
+    # An unclosed quote on data row 2 swallows every later line into one field, past csv's 131,072-char limit.
+    rows = b"".join(b"u%d,1500000000,a0\n" % i for i in range(3, 20_000))
+    body = HEADER + b"u1,1500000000,\"['a0']\"\n" + b"u2,1500000000,\"['a1']\n" + rows
+    folder = _ugallery(tmp_path / "src", body)
+    with pytest.raises(InputDataError) as error:
+        read_ugallery(folder)
+    message = str(error.value)
+    assert "purchases.csv" in message and "row 2 (line 3)" in message
+    assert "field limit" in message and "unclosed quote" in message
+
+
+@pytest.mark.parametrize(
+    ("artwork_id", "problem"),
+    [("../../etc/passwd", "path separator"), ("..", "relative directory"), ("a\tb", "control character")],
+)
+def test_artwork_id_that_is_not_a_file_name_is_refused_with_its_row(tmp_path, artwork_id, problem):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "items.csv").write_text(f"item_id,artist_id\nok,x\n\"{artwork_id}\",x\n")
+    (folder / "interactions.csv").write_text("user_id,item_id,timestamp\nu,ok,1500000000\n")
+    with pytest.raises(InputDataError) as error:
+        read_generic(folder)
+    message = str(error.value)
+    assert "items.csv" in message and "row 2 (line 3)" in message and problem in message
