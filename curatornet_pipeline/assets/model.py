@@ -104,10 +104,10 @@ class CuratorNetTrainingConfig(dg.Config):
     lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
     min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
     max_epochs: int = Field(
-        default=30, description="At most this many epochs; the best one by validation accuracy is kept."
+        default=25, description="At most this many epochs; the best one by validation accuracy is kept."
     )
     early_stopping_patience: int = Field(
-        default=4,
+        default=3,
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
@@ -303,10 +303,10 @@ class VBPRTrainingConfig(dg.Config):
     lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
     min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
     max_epochs: int = Field(
-        default=30, description="At most this many epochs; the best one by validation accuracy is kept."
+        default=25, description="At most this many epochs; the best one by validation accuracy is kept."
     )
     early_stopping_patience: int = Field(
-        default=4,
+        default=3,
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
