@@ -31,9 +31,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             print(f"error: {args.config}: expected a YAML mapping with an 'ops' key", file=sys.stderr)
             return 2
         run_config.update({k: v for k, v in loaded.items() if k != "loggers"})
-    if args.sampling_preset:
-        for op in ("triplets", "random_triplets"):
-            run_config.setdefault("ops", {}).setdefault(op, {}).setdefault("config", {})["preset"] = args.sampling_preset
+    if args.preset:
+        from curatornet_pipeline.presets import apply_preset
+
+        run_config = apply_preset(run_config, args.preset)
     print(f"materializing every asset into {settings.duckdb_path()} (source: {settings.source_setting()})", flush=True)
     started = time.perf_counter()
     with _instance() as instance:
@@ -111,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     materialize = sub.add_parser("materialize", help="materialize every asset (all six triplet partitions) in one run")
-    materialize.add_argument("--sampling-preset", choices=["paper"], help="sample the paper's 10M training triplets")
+    materialize.add_argument(
+        "--preset",
+        choices=["paper"],
+        help="the paper's settings: 10M triplets, CuratorNet lr 1e-4, lambda grid [0, 1e-4, 1e-3, 1e-2] for "
+        "CuratorNet and VBPR and both random-sampling ablations (values in --config win)",
+    )
     materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     materialize.set_defaults(func=cmd_materialize)

@@ -35,7 +35,6 @@ GROUP = "model"
 SIX_STRATEGIES = "six_strategies"
 STRATEGIES_3_AND_4 = "strategies_3_and_4"
 RANDOM_SAMPLING = "random_sampling"
-PAPER_LAMBDA_GRID = [0.0, 1e-4, 1e-3, 1e-2]
 
 
 @dataclass(frozen=True)
