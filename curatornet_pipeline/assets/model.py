@@ -51,10 +51,10 @@ class TripletSource:
     def read(self, con: duckdb_module.DuckDBPyConnection, split: str) -> TripletSet:
         require_table(con, self.triplets_table, self.asset)
         marks = ", ".join("?" for _ in self.strategies)
-        profile_where, profile_params = ("strategy = ?", [self.strategies[0]]) if self.profiles_per_strategy else (
-            "TRUE",
-            [],
-        )
+        if self.profiles_per_strategy:
+            profile_where, profile_params = "strategy = ?", [self.strategies[0]]
+        else:
+            profile_where, profile_params = "TRUE", []
         ts, _ = read_triplet_set(
             con,
             self.triplets_table,
