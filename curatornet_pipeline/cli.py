@@ -58,9 +58,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             print(f"error: {args.config}: expected a YAML mapping with an 'ops' key", file=sys.stderr)
             return 2
         run_config.update({k: v for k, v in loaded.items() if k != "loggers"})
-    if args.sampling_preset:
-        for op in ("triplets", "random_triplets"):
-            run_config.setdefault("ops", {}).setdefault(op, {}).setdefault("config", {})["preset"] = args.sampling_preset
+    if args.preset:
+        from curatornet_pipeline.presets import apply_preset
+
+        run_config = apply_preset(run_config, args.preset)
     database = settings.duckdb_path()
     # A damaged file would take every upstream step's rewrite and then fail at the first step that reads a
     # lost block, on every rerun; refuse before anything is written.
@@ -285,7 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     wait_help = "seconds to wait while a run holds the DuckDB file (default: CURATORNET_LOCK_WAIT_SECONDS or 30)"
 
     materialize = sub.add_parser("materialize", help="materialize every asset (all six triplet partitions) in one run")
-    materialize.add_argument("--sampling-preset", choices=["paper"], help="sample the paper's 10M training triplets")
+    materialize.add_argument(
+        "--preset",
+        choices=["paper"],
+        help="the paper's settings: 10M triplets, CuratorNet lr 1e-4, lambda grid [0, 1e-4, 1e-3, 1e-2] for "
+        "CuratorNet and VBPR and both random-sampling ablations (values in --config win)",
+    )
     materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     materialize.set_defaults(func=cmd_materialize)

@@ -9,6 +9,7 @@ from curatornet_pipeline.assets import evaluation, features, ingest, model, spli
 from curatornet_pipeline.automation import apply_freshness_policies, refresh_schedule, source_files_sensor
 from curatornet_pipeline.checks import evaluation as evaluation_checks
 from curatornet_pipeline.checks import foundation as foundation_checks
+from curatornet_pipeline.checks import model as model_checks
 from curatornet_pipeline.checks import triplets as triplet_checks
 from curatornet_pipeline.jobs import full_refresh_job
 from curatornet_pipeline.resources import default_resources
@@ -25,13 +26,15 @@ ALL_ASSETS = [
     model.curatornet_model,
     model.curatornet_random_sampling_model,
     model.vbpr_model,
+    model.vbpr_random_sampling_model,
     model.item_and_user_vectors,
     evaluation.evaluate,
     evaluation.metric_table,
+    evaluation.figure_3,
     evaluation.recommendation_gallery,
 ]
 
-ALL_CHECKS = dg.load_asset_checks_from_modules([foundation_checks, triplet_checks, evaluation_checks])
+ALL_CHECKS = dg.load_asset_checks_from_modules([foundation_checks, triplet_checks, model_checks, evaluation_checks])
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:

@@ -32,6 +32,35 @@ def bar_chart(
     return _png(fig)
 
 
+def paired_horizontal_bars(
+    bars: Sequence[tuple[str, float, float]],
+    series: tuple[str, str],
+    title: str,
+    xlabel: str,
+    footnote: str = "",
+) -> bytes:
+    """Horizontal bars, two per label (e.g. ours and the paper's), values written at the bar ends.
+
+    Horizontal so that long labels never overlap; the first label is drawn at the top.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 0.75 * len(bars) + 1.6))
+    height = 0.38
+    positions = range(len(bars))
+    for offset, index, color in ((-height / 2, 1, "#4c72b0"), (height / 2, 2, "#b0b0b0")):
+        values = [bar[index] for bar in bars]
+        drawn = ax.barh([p + offset for p in positions], values, height=height, color=color, label=series[index - 1])
+        ax.bar_label(drawn, labels=[f"{v:.4f}" for v in values], padding=3, fontsize=8)
+    ax.set_yticks(list(positions))
+    ax.set_yticklabels([bar[0] for bar in bars])
+    ax.invert_yaxis()
+    upper = max(max(bar[1], bar[2]) for bar in bars) if bars else 1.0
+    ax.set_xlim(0, min(1.0, upper * 1.15) if upper <= 1 else upper * 1.15)
+    ax.set_xlabel(xlabel)
+    ax.set_title(f"{title}\n{footnote}" if footnote else title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)  # outside the bars and their values
+    return _png(fig)
+
+
 def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.hist(values, bins=bins, color="#4c72b0")

@@ -84,7 +84,8 @@ def replace_partitions(
     with _transaction(con):
         for name, frame in frames.items():
             name = _checked(name)
-            if not table_exists(con, name):
+            if not table_exists(con, name) or key_column not in _column_names(con, name):
+                # A table written before it was partitioned by key_column (an older release) is replaced whole.
                 _create_as(con, name, frame, casts.get(name, {}))
                 continue
             placeholders = ", ".join("?" for _ in key_values)
@@ -93,6 +94,14 @@ def replace_partitions(
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming_frame")
             con.unregister("incoming_frame")
         record_writes(con, [_checked(name) for name in frames], key_column, key_values)
+
+
+def _column_names(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+    schema, table = name.split(".")
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchall()
+    return {r[0] for r in rows}
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -25,7 +25,8 @@ TINY_OPS_CONFIG = {
     "random_triplets": {"config": {"total_train_triplets": 1200}},
     "curatornet_model": {"config": {"max_epochs": 3, "batch_size": 256}},
     "curatornet_random_sampling_model": {"config": {"max_epochs": 2, "batch_size": 256}},
-    "vbpr_model": {"config": {"epochs": 3, "batch_size": 256}},
+    "vbpr_model": {"config": {"max_epochs": 3, "batch_size": 256}},
+    "vbpr_random_sampling_model": {"config": {"max_epochs": 3, "batch_size": 256}},
 }
 
 

@@ -17,11 +17,14 @@ from curatornet_pipeline.core.evaluation import (
     curatornet_scores,
     evaluate_methods,
     evaluation_users,
+    figure_3_table,
     method_label,
+    most_popular_scorer,
     oracle_scorer,
     random_scorer,
     random_scores,
     side_by_side_markdown,
+    training_popularity,
     user_vector,
     user_vector_scorer,
     visrank_scorer,
@@ -211,3 +214,54 @@ def test_side_by_side_shows_the_papers_random_sampling_ablation():
     ours = pd.DataFrame([{"method": "CuratorNet random sampling (lambda=1e-4)", "auc": 0.7, "n_users": 3}])
     row = [line for line in side_by_side_markdown(ours).splitlines() if line.startswith("| CuratorNet random sampling")]
     assert len(row) == 1 and "0.7000 / 0.6602" in row[0]
+
+
+def test_most_popular_ranks_by_training_purchases_only():
+    transactions = mini_transactions()
+    popularity = training_popularity(transactions, 8)
+    # a3 was bought in two training rows; the held-out a2 and a4 do not count, whatever the data says later.
+    assert popularity.tolist() == [1, 1, 0, 2, 0, 1, 0, 0]
+    user = EvaluationUser("u", np.array([0]), np.array([2, 3, 4, 5]), np.array([3]), INVENTORY_PROTOCOL)
+    assert most_popular_scorer(popularity)(user).tolist() == [0, 2, 0, 1]
+    per_user, _ = evaluate_methods({"Most-Popular": most_popular_scorer(popularity)}, [user])
+    assert per_user["auc"].item() == 1.0  # a3 (2 purchases) above a5 (1) and the unbought a2, a4
+
+
+def test_figure_3_pairs_guided_and_random_per_user_and_shows_the_paper():
+    rng = np.random.default_rng(0)
+    users = [f"u{i}" for i in range(50)]
+    guided = 0.7 + 0.05 * rng.standard_normal(50)
+    rows = []
+    for method, values in (
+        ("CuratorNet (lambda=1e-4)", guided),
+        ("CuratorNet random sampling (lambda=1e-3)", guided - 0.03 + 0.01 * rng.standard_normal(50)),
+        ("VBPR (lambda=0)", guided),
+        ("VBPR random sampling (lambda=1e-4)", guided + 0.001 * rng.standard_normal(50)),
+        ("Random", np.full(50, 0.5)),
+    ):
+        rows += [{"method": method, "user_id": u, "auc": v} for u, v in zip(users, values)]
+    per_user = pd.DataFrame(rows)
+    table = figure_3_table(
+        per_user,
+        {
+            "CuratorNet": ("CuratorNet (lambda=1e-4)", "CuratorNet random sampling (lambda=1e-3)"),
+            "VBPR": ("VBPR (lambda=0)", "VBPR random sampling (lambda=1e-4)"),
+        },
+    ).set_index("model")
+    curatornet, vbpr = table.loc["CuratorNet"], table.loc["VBPR"]
+    assert curatornet["guided_auc"] == pytest.approx(guided.mean())
+    assert curatornet["auc_difference"] == pytest.approx(curatornet["guided_auc"] - curatornet["random_auc"])
+    assert curatornet["auc_difference"] > 0 and curatornet["t"] > 0 and curatornet["p_value"] < 1e-10
+    assert vbpr["p_value"] > 1e-3 and vbpr["n_users"] == 50
+    assert (curatornet["paper_guided_auc"], curatornet["paper_random_auc"], curatornet["paper_p_value"]) == (
+        0.7204, 0.6602, 7.7e-5
+    )
+    assert (vbpr["paper_guided_auc"], vbpr["paper_random_auc"], vbpr["paper_p_value"]) == (0.6641, 0.5899, 1.6e-6)
+    with pytest.raises(ValueError, match="re-materialize"):
+        figure_3_table(per_user, {"VBPR": ("VBPR (lambda=1e-2)", "VBPR random sampling (lambda=1e-4)")})
+
+
+def test_side_by_side_shows_the_papers_vbpr_random_sampling():
+    ours = pd.DataFrame([{"method": "VBPR random sampling (lambda=1e-4)", "auc": 0.6, "n_users": 3}])
+    row = [line for line in side_by_side_markdown(ours).splitlines() if line.startswith("| VBPR random sampling")]
+    assert len(row) == 1 and "0.6000 / 0.5899" in row[0]

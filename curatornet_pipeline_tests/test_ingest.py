@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from curatornet_pipeline.core.errors import InputDataError
+from curatornet_pipeline.core.split import last_basket_split
 from curatornet_pipeline.core.ingest import (
     detect_source_format,
     find_image_files,
@@ -60,12 +61,41 @@ def test_ugallery_round_trip(tmp_path):
     assert tx.columns.tolist() == ["user_id", "basket_id", "purchase_timestamp", "artwork_id", "artwork_idx", "source_row"]
     assert tx["purchase_timestamp"].dtype == "datetime64[ns]"
     assert tx["basket_id"].dtype == np.int64 and tx["artwork_idx"].dtype == np.int64
-    assert tx["user_id"].tolist() == ["u1", "u1", "u2", "u1"]
+    # Baskets are numbered in (user, timestamp) order, as for the generic format.
+    assert tx["user_id"].tolist() == ["u1", "u1", "u1", "u2"]
     assert tx["basket_id"].tolist() == [0, 0, 1, 2]
     assert tx["artwork_id"].tolist() == ["a1", "c3", "b2", "b2"]
     assert tx["artwork_idx"].tolist() == [0, 2, 1, 1]
-    assert tx["source_row"].tolist() == [1, 1, 2, 3]
-    assert tx.loc[3, "purchase_timestamp"] == pd.Timestamp(1420000000, unit="s")
+    assert tx["source_row"].tolist() == [1, 1, 3, 2]
+    assert tx.loc[2, "purchase_timestamp"] == pd.Timestamp(1420000000, unit="s")
+
+
+def test_ugallery_rows_of_one_user_at_one_time_are_one_basket_held_out_together(tmp_path):
+    """u1's last session is two purchases rows with the same timestamp: one basket, both items held out."""
+    purchases = """user_id_hash,purchase_timestamp,purchased_artwork_ids_hash
+u1,1410000000,"['a1']"
+u1,1420000000,"['b2']"
+u2,1420000000,"['a1']"
+u1,1420000000,"['c3']"
+"""
+    _, tx = read_ugallery(ugallery(tmp_path, purchases=purchases))
+    u1 = tx[tx["user_id"] == "u1"]
+    assert u1.groupby("purchase_timestamp")["basket_id"].nunique().eq(1).all()
+    assert u1["basket_id"].nunique() == 2
+    assert tx.loc[tx["user_id"] == "u2", "basket_id"].nunique() == 1  # same time, other user: its own basket
+    assert tx.groupby("basket_id")["user_id"].nunique().eq(1).all()
+    split = last_basket_split(tx).set_index(["user_id", "artwork_id"])["split"]
+    assert split[("u1", "b2")] == "test" and split[("u1", "c3")] == "test"
+    assert split[("u1", "a1")] == "train" and split[("u2", "a1")] == "train"
+    # The generic reader groups the same purchases the same way.
+    generic_tx = read_generic(
+        generic(
+            tmp_path / "generic",
+            "item_id,artist_id\na1,art2\nb2,art1\nc3,art1\n",
+            "user_id,item_id,timestamp\nu1,a1,1410000000\nu1,b2,1420000000\nu2,a1,1420000000\nu1,c3,1420000000\n",
+        )
+    )[1]
+    assert generic_tx["basket_id"].tolist() == tx["basket_id"].tolist()
 
 
 def test_generic_round_trip_groups_baskets_by_user_and_timestamp(tmp_path):
@@ -114,7 +144,7 @@ def test_iso_and_epoch_timestamps_agree(tmp_path):
 def test_fractional_epoch_seconds(tmp_path):
     folder = ugallery(tmp_path, purchases=PURCHASES.replace("1410000500", "1410000500.5"))
     _, tx = read_ugallery(folder)
-    assert tx.loc[2, "purchase_timestamp"] == pd.Timestamp("2014-09-06 10:48:20.500")
+    assert tx.loc[tx["user_id"] == "u2", "purchase_timestamp"].item() == pd.Timestamp("2014-09-06 10:48:20.500")
 
 
 def test_detect_source_format(tmp_path):

@@ -1,6 +1,7 @@
 """The whole asset graph, materialized through the real Dagster job on the tiny demo gallery."""
 
 import csv
+import json
 
 import dagster as dg
 import duckdb
@@ -92,14 +93,73 @@ def test_embeddings_clusters_and_models_cover_the_catalogue(materialized):
 def test_metric_table_has_every_method_once(materialized):
     table = _query(materialized.database, "SELECT * FROM evaluation.metric_table")
     methods = set(table["method"])
-    assert {"VisRank", "Random", "Oracle", "CuratorNet (lambda=1e-4)", "CuratorNet random sampling (lambda=1e-4)",
-            "VBPR (lambda=1e-4)"} == methods
+    assert {"VisRank", "Random", "Oracle", "Most-Popular", "CuratorNet (lambda=1e-4)",
+            "CuratorNet random sampling (lambda=1e-4)", "VBPR (lambda=1e-4)", "VBPR random sampling (lambda=1e-4)"} == methods
     oracle = table.set_index("method").loc["Oracle"]
     assert oracle["auc"] == pytest.approx(1.0)
     recs = _query(materialized.database, "SELECT method, user_id, count(*) AS n FROM evaluation.recommendations GROUP BY ALL")
     assert recs["n"].max() <= 100
     tests = _query(materialized.database, "SELECT * FROM evaluation.significance_tests")
     assert {"method_a", "method_b", "p_value"} <= set(tests.columns)
+
+
+def test_random_sampling_ablation_leaves_the_positive_out_of_the_profile(materialized):
+    rows = _query(
+        materialized.database,
+        """
+        SELECT t.strategy, t.user_idx, t.positive, t.negative, p.items
+        FROM triplets.random_triplets t JOIN triplets.random_profiles p USING (strategy, profile_id)
+        """,
+    )
+    assert set(rows["strategy"]) == {"random", "random_bpr"}
+    users = _query(materialized.database, "SELECT user_idx, user_id FROM split.users").set_index("user_idx")["user_id"]
+    history = _query(materialized.database, "SELECT user_id, artwork_idx FROM split.last_basket_split WHERE split = 'train'")
+    bought = _query(materialized.database, "SELECT user_id, artwork_idx FROM split.last_basket_split")
+    history_of = history.groupby("user_id")["artwork_idx"].apply(set)
+    bought_of = bought.groupby("user_id")["artwork_idx"].apply(set)
+    for row in rows.itertuples():
+        user = users[row.user_idx]
+        profile = set(row.items)
+        assert row.negative not in bought_of[user]
+        if row.strategy == "random":  # (P_u \ i, i, j)
+            assert row.positive not in profile and profile | {row.positive} == history_of[user]
+        else:  # VBPR's (u, i, j): the profile is the whole history, which VBPR does not read
+            assert row.positive in profile and profile == history_of[user]
+
+
+def test_vbpr_models_train_on_the_papers_triplets_and_keep_the_best_validation_epoch(materialized):
+    models = _query(materialized.database, "SELECT * FROM model.vbpr_models ORDER BY variant")
+    assert models["variant"].tolist() == ["random_sampling", "strategies_3_and_4"]
+    counts = _query(
+        materialized.database,
+        "SELECT strategy, count(*) AS n FROM triplets.training_triplets WHERE split = 'train' GROUP BY 1",
+    ).set_index("strategy")["n"]
+    random_bpr = _query(
+        materialized.database, "SELECT count(*) AS n FROM triplets.random_triplets WHERE strategy = 'random_bpr' AND split = 'train'"
+    )["n"].item()
+    guided, random_sampling = models.set_index("variant").loc["strategies_3_and_4"], models.set_index("variant").loc["random_sampling"]
+    assert json.loads(guided["config"])["strategies"] == ["3_favourite_artist_similar", "4_profile_item"]
+    assert guided["n_train_triplets"] == counts["3_favourite_artist_similar"] + counts["4_profile_item"]
+    assert json.loads(random_sampling["config"])["strategies"] == ["random_bpr"]
+    assert random_sampling["n_train_triplets"] == random_bpr
+    history = _query(materialized.database, "SELECT * FROM model.vbpr_training_history")
+    for model in models.itertuples():
+        epochs = history[history["model_id"] == model.model_id]
+        best = epochs.loc[epochs["validation_accuracy"].idxmax()]
+        assert model.best_epoch == best["epoch"] and model.validation_accuracy == pytest.approx(best["validation_accuracy"])
+
+
+def test_figure_3_has_four_bars_with_p_values_and_the_paper_beside(materialized):
+    figure = _query(materialized.database, "SELECT * FROM evaluation.figure_3 ORDER BY model")
+    assert figure["model"].tolist() == ["CuratorNet", "VBPR"]
+    assert figure["guided_method"].tolist() == ["CuratorNet (lambda=1e-4)", "VBPR (lambda=1e-4)"]
+    assert figure["random_method"].tolist() == [
+        "CuratorNet random sampling (lambda=1e-4)", "VBPR random sampling (lambda=1e-4)"
+    ]
+    assert figure["paper_guided_auc"].tolist() == [0.7204, 0.6641]
+    assert ((figure["p_value"] >= 0) & (figure["p_value"] <= 1)).all()
+    table = _query(materialized.database, "SELECT method, auc FROM evaluation.metric_table").set_index("method")["auc"]
+    assert figure["guided_auc"].tolist() == pytest.approx(table[figure["guided_method"]].tolist())
 
 
 def test_recommendation_pictures_are_written(materialized):

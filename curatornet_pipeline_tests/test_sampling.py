@@ -134,10 +134,19 @@ def _allowed(strategy: str, pca_unit: np.ndarray) -> set:
     if strategy == STRATEGIES[2]:
         pairs = {u: {(HISTORY[u], p) for p in positives} for u, positives in FAVOURITE_POSITIVES.items()}
         return _allowed_real_user(pairs, DISJOINT_NEGATIVES)
-    if strategy in (STRATEGIES[3], "random"):
+    if strategy in (STRATEGIES[3], "random_bpr"):
         return {
             (u, HISTORY[u], pos, neg)
             for u in range(5)
+            for pos in HISTORY[u]
+            for neg in ALL_ITEMS - set(HISTORY[u]) - set(TEST[u])
+            if (pos, neg) not in NEAR_DUPLICATES
+        }
+    if strategy == "random":  # (P_u \ i, i, j): only users with 2+ training items (alice, bob, carol)
+        return {
+            (u, tuple(x for x in HISTORY[u] if x != pos), pos, neg)
+            for u in range(5)
+            if len(HISTORY[u]) >= 2
             for pos in HISTORY[u]
             for neg in ALL_ITEMS - set(HISTORY[u]) - set(TEST[u])
             if (pos, neg) not in NEAR_DUPLICATES
@@ -350,10 +359,46 @@ def test_random_ablation_rules_and_budget(inputs):
     assert sample.stats["target_validation"] == 200
     observed = _content(sample.train) + _content(sample.validation)
     allowed = _allowed("random", inputs.pca_unit)
-    # 400 per user exceeds every user's distinct triplets: all are found once, a tenth kept for validation.
+    # 667 per user exceeds every user's distinct triplets: all are found once, a tenth kept for validation.
     assert sorted(observed) == sorted(allowed)
     assert sample.stats["budget_capped"] and len(sample.validation) == -(-len(allowed) * 200 // 2200)
     assert sum(check_strategy_rules("random", sample.train, inputs).values()) == 0
+
+
+def test_random_ablation_leaves_the_positive_out_of_the_profile(inputs):
+    budget = SamplingBudget(total_train=300, validation_fraction=0.1)
+    sample = sample_random(inputs, budget, seed=5)
+    for user, profile, positive, negative in _content(sample.train) + _content(sample.validation):
+        assert positive not in profile
+        assert sorted(profile + (positive,)) == sorted(HISTORY[user])  # P_u \ i plus i is the whole history
+        assert negative not in HISTORY[user] and negative not in TEST[user]
+    # dave and erin have one training item each: no P_u \ i; the budget is spread over the other three.
+    assert set(sample.train.user_idx.tolist()) == {ALICE, BOB, CAROL}
+    assert sample.stats["eligible_users_or_items"] == 3
+    assert sample.stats["quota_per_unit_train"] == 100
+    assert sample.stats["users_skipped_one_training_item"] == 2
+
+
+def test_random_ablation_rule_check_catches_the_positive_inside_the_profile(inputs):
+    """The full-history triplets of VBPR's random sampling break the ablation's rules, and vice versa."""
+    budget = SamplingBudget(total_train=300, validation_fraction=0.0)
+    full_history = sample_random(inputs, budget, seed=6, strategy="random_bpr").train
+    assert sum(check_strategy_rules("random_bpr", full_history, inputs).values()) == 0
+    counts = check_strategy_rules("random", full_history, inputs)
+    multi_item_users = np.isin(full_history.user_idx, [ALICE, BOB, CAROL])
+    assert counts["positive_in_profile"] == len(full_history)
+    assert counts["profile_mismatch"] == multi_item_users.sum()
+    assert counts["positive_not_in_training_history_of_2_plus_items"] == (~multi_item_users).sum()
+    leave_one_out = sample_random(inputs, budget, seed=6).train
+    assert check_strategy_rules("random_bpr", leave_one_out, inputs)["positive_not_in_profile"] == len(leave_one_out)
+
+
+def test_random_bpr_covers_every_user_with_a_training_item(inputs):
+    sample = sample_random(inputs, SamplingBudget(total_train=2000, validation_fraction=0.1), seed=4, strategy="random_bpr")
+    assert set(_content(sample.train)) == _allowed("random_bpr", inputs.pca_unit)
+    assert sample.stats["eligible_users_or_items"] == 5
+    with pytest.raises(ValueError, match="unknown random sampling"):
+        sample_random(inputs, SamplingBudget(total_train=10), seed=0, strategy=STRATEGIES[3])
 
 
 def _same_cluster_fraction(sample_fn, rows_of_interest) -> float:
@@ -367,10 +412,11 @@ def _same_cluster_fraction(sample_fn, rows_of_interest) -> float:
 
 
 def test_random_ablation_negative_is_uniform_not_cluster_biased(inputs):
-    # One triplet per user per seed. erin: profile [15] (cluster 2); 4 of her 15 candidate negatives
-    # share that cluster, so uniform negatives do ~27% of the time (the biased draw: ~70%).
-    budget = SamplingBudget(total_train=5, validation_fraction=0.0)
-    fraction = _same_cluster_fraction(lambda seed: sample_random(inputs, budget, seed), lambda ts: ts.user_idx == ERIN)
+    # One triplet per user per seed. carol: positives 3 (cluster 2) and 7 (cluster 3); 4 of her 14
+    # candidate negatives share cluster 2 and 3 share cluster 3, so uniform negatives match the
+    # positive's cluster ~25% of the time (the biased draw: ~70%).
+    budget = SamplingBudget(total_train=3, validation_fraction=0.0)
+    fraction = _same_cluster_fraction(lambda seed: sample_random(inputs, budget, seed), lambda ts: ts.user_idx == CAROL)
     assert 0.1 < fraction < 0.45
 
 

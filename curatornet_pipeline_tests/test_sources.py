@@ -173,3 +173,33 @@ def test_one_triplet_partition_materializes_alone(materialized, tmp_path):
     assert set(counts) == {"5_single_item", "2_next_basket"}
     assert counts["5_single_item"] == 50  # the last run's budget: 300 / 6 strategies
     assert counts["2_next_basket"] <= 100
+
+
+def test_ugallery_session_written_as_two_rows_is_held_out_together(ugallery_copy, tmp_path):
+    """A user's last session split over two purchases rows with one timestamp: both rows are one held-out basket."""
+    purchases = pd.read_csv(ugallery_copy / "purchases.csv", dtype=str)
+    repeat_buyers = purchases.groupby("user_id_hash")["purchase_timestamp"].nunique()
+    user = sorted(repeat_buyers[repeat_buyers >= 2].index)[0]
+    mine = purchases[purchases["user_id_hash"] == user]
+    last_time = max(mine["purchase_timestamp"], key=float)
+    bought = {item for text in mine["purchased_artwork_ids_hash"] for item in ast.literal_eval(text)}
+    catalogue = pd.read_csv(ugallery_copy / "inventory.csv", dtype=str)["artwork_id_hash"]
+    extra = sorted(set(catalogue) - bought)[0]
+    with open(ugallery_copy / "purchases.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow([user, last_time, str([extra])])
+    data_dir = tmp_path / "data"
+    result = _run(data_dir, ugallery_copy, [*INGEST, "last_basket_split"])
+    assert result.success
+    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert checks["one_basket_per_user_and_time"]
+    with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT artwork_id, basket_id, split FROM split.last_basket_split WHERE user_id = ?", [user]
+        ).df()
+    last_rows = mine.loc[mine["purchase_timestamp"] == last_time, "purchased_artwork_ids_hash"]
+    last_items = {extra} | {item for text in last_rows for item in ast.literal_eval(text)}
+    held_out = rows[rows["split"] == "test"]
+    assert set(held_out["artwork_id"]) == last_items
+    assert held_out["basket_id"].nunique() == 1
+    assert not (set(rows.loc[rows["split"] == "train", "artwork_id"]) & last_items)

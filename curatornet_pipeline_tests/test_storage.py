@@ -79,3 +79,14 @@ def test_partitions_replace_only_their_rows_and_triplets_round_trip(con):
     np.testing.assert_array_equal(back.positive, ts.positive)
     np.testing.assert_array_equal(back.user_idx, ts.user_idx)
     np.testing.assert_array_equal(np.sort(back_hashes), np.sort(hashes))
+
+
+def test_partition_write_replaces_a_table_written_before_it_was_partitioned(con):
+    """An older release wrote model.vbpr_models as one unpartitioned row; the new partitioned write must not fail."""
+    replace_table(con, "m.models", pd.DataFrame({"model_id": ["old"], "l2_lambda": [1e-4]}))
+    new = pd.DataFrame({"model_id": ["vbpr_a"], "variant": ["random_sampling"], "l2_lambda": [0.0]})
+    replace_partitions(con, {"m.models": new}, "variant", ["random_sampling"])
+    assert con.execute("SELECT model_id, variant FROM m.models").fetchall() == [("vbpr_a", "random_sampling")]
+    other = pd.DataFrame({"model_id": ["vbpr_b"], "variant": ["strategies_3_and_4"], "l2_lambda": [0.0]})
+    replace_partitions(con, {"m.models": other}, "variant", ["strategies_3_and_4"])
+    assert con.execute("SELECT count(*) FROM m.models").fetchone()[0] == 2  # later writes keep other partitions

@@ -12,6 +12,7 @@ import torch
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
 from curatornet_pipeline.core.training import (
+    PlateauSchedule,
     TrainingConfig,
     batch_loss,
     gather_batch,
@@ -79,17 +80,42 @@ FAST = dict(
 )
 
 
-def test_efficient_loss_and_gradients_equal_the_naive_reference_in_float64():
+def loss_written_out(model: CuratorNet, features: np.ndarray, ts: TripletSet, rows: np.ndarray, l2_lambda: float):
+    """The loss from its definition, one triplet at a time, sharing no code with core.training:
+    mean of -log sigmoid(x_ui - x_uj) with the user = user tower of [mean, max] of the profile's item vectors,
+    plus lambda / 2 times the squared entries of every weight matrix (biases excluded)."""
+    feats = torch.as_tensor(features)
+    terms = []
+    for t in rows:
+        profile_vecs = model.item_tower(feats[torch.as_tensor(ts.profile(int(ts.profile_id[t])), dtype=torch.long)])
+        user = model.user_tower(torch.cat([profile_vecs.mean(dim=0), profile_vecs.max(dim=0).values]))
+        x_ui = torch.dot(user, model.item_tower(feats[int(ts.positive[t])]))
+        x_uj = torch.dot(user, model.item_tower(feats[int(ts.negative[t])]))
+        terms.append(-torch.log(torch.sigmoid(x_ui - x_uj)))
+    squared_weights = sum(
+        (param**2).sum() for name, param in model.named_parameters() if name.endswith("weight") and param.ndim == 2
+    )
+    return torch.stack(terms).mean() + l2_lambda / 2 * squared_weights
+
+
+def test_efficient_and_naive_losses_and_gradients_equal_the_loss_written_out_in_float64():
     ts = shared_profile_triplets(0)
     features = np.random.default_rng(1).normal(size=(30, 16))
     model = CuratorNet(TOY_MODEL, torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():  # non-zero biases, so that a loss penalising them would differ
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(param.numel()))
     rows = np.random.default_rng(2).permutation(len(ts))[:50]
-    efficient = batch_loss(model, features, ts, rows, l2_lambda=1e-3)
-    naive = naive_triplet_loss(model, features, ts, rows, l2_lambda=1e-3)
-    assert torch.allclose(efficient, naive, rtol=1e-12, atol=1e-12)
     params = list(model.parameters())
-    for g_eff, g_naive in zip(torch.autograd.grad(efficient, params), torch.autograd.grad(naive, params)):
-        assert torch.allclose(g_eff, g_naive, rtol=1e-9, atol=1e-12)
+    for l2_lambda in (0.0, 0.1):
+        reference = loss_written_out(model, features, ts, rows, l2_lambda)
+        reference_grads = torch.autograd.grad(reference, params)
+        for loss_fn in (batch_loss, naive_triplet_loss):
+            loss = loss_fn(model, features, ts, rows, l2_lambda)
+            assert torch.allclose(loss, reference, rtol=1e-12, atol=1e-12), (loss_fn.__name__, l2_lambda)
+            for grad, expected in zip(torch.autograd.grad(loss, params), reference_grads):
+                assert torch.allclose(grad, expected, rtol=1e-9, atol=1e-12), (loss_fn.__name__, l2_lambda)
 
 
 def test_efficient_loss_matches_naive_in_float32_default_model():
@@ -169,6 +195,35 @@ def test_lr_decays_after_patience_with_a_floor_and_best_checkpoint_is_kept():
         assert torch.equal(pa, pb)
 
 
+def test_plateau_schedule_decays_stops_and_keeps_the_earliest_best():
+    schedule = PlateauSchedule(1e-2, 0.5, lr_patience=2, min_learning_rate=3e-3, early_stopping_patience=3)
+    seen = []
+    for accuracy in (0.5, 0.6, 0.6, 0.55, 0.7, 0.7, 0.69, 0.7):
+        improved = schedule.update(accuracy)
+        seen.append((improved, schedule.learning_rate, schedule.should_stop))
+        if schedule.should_stop:
+            break
+    assert [s[0] for s in seen] == [True, True, False, False, True, False, False, False]
+    # Two epochs without a new best halve the rate (then the count restarts); the floor holds it at 3e-3.
+    assert [s[1] for s in seen] == pytest.approx([1e-2, 1e-2, 1e-2, 5e-3, 5e-3, 5e-3, 3e-3, 3e-3])
+    assert [s[2] for s in seen] == [False] * 7 + [True]
+    assert (schedule.best_epoch, schedule.best_accuracy) == (5, 0.7)  # ties keep the earlier epoch
+    never = PlateauSchedule(1e-2, 0.5, 2, 0.0, early_stopping_patience=0)
+    for _ in range(20):
+        never.update(0.1)
+    assert not never.should_stop
+
+
+def test_training_stops_after_early_stopping_patience_epochs_without_a_better_validation_accuracy():
+    features, train = toy_problem(3, 200)
+    _, validation = toy_problem(4, 40)
+    validation.negative = validation.positive.copy()  # accuracy 0 every epoch: only epoch 1 is a best
+    config = TrainingConfig(**{**FAST, "max_epochs": 20, "early_stopping_patience": 3})
+    result = train_curatornet(features, train, validation, config, model_config=TOY_MODEL)
+    assert result.history["epoch"].tolist() == [1, 2, 3, 4]
+    assert result.best_epoch == 1
+
+
 def test_bad_triplets_and_configs_are_rejected():
     features, train = toy_problem(0, 20)
     bad = train.subset(np.arange(20))
@@ -181,6 +236,8 @@ def test_bad_triplets_and_configs_are_rejected():
         train_curatornet(features, train, empty, TrainingConfig(**FAST), model_config=TOY_MODEL)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainingConfig(lr_decay=1.5)
+    with pytest.raises(ValueError, match="early_stopping_patience"):
+        TrainingConfig(early_stopping_patience=-1)
 
 
 def test_resolve_device():

@@ -11,16 +11,28 @@ from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.assets.model import RANDOM_SAMPLING, load_curatornet_models, load_model_features
+from curatornet_pipeline.assets.model import (
+    RANDOM_SAMPLING,
+    SIX_STRATEGIES,
+    STRATEGIES_3_AND_4,
+    load_curatornet_models,
+    load_model_features,
+    load_vbpr_models,
+)
 from curatornet_pipeline.core.evaluation import (
+    MOST_POPULAR_METHOD,
     RANDOM_SAMPLING_METHOD,
+    VBPR_RANDOM_SAMPLING_METHOD,
     aggregate_table,
     evaluate_methods,
     evaluation_users,
+    figure_3_table,
     method_label,
+    most_popular_scorer,
     oracle_scorer,
     random_scorer,
     side_by_side_markdown,
+    training_popularity,
     user_vector_scorer,
     vbpr_scorer,
     visrank_scorer,
@@ -41,8 +53,21 @@ class EvaluationConfig(dg.Config):
     top_n: int = Field(default=100, description="Recommendations stored per user and method.")
 
 
-def _curatornet_label(variant: str, l2_lambda: float) -> str:
-    return method_label(RANDOM_SAMPLING_METHOD if variant == RANDOM_SAMPLING else "CuratorNet", l2_lambda)
+def model_label(model: str, variant: str, l2_lambda: float) -> str:
+    """Metric-table label of a trained model: 'CuratorNet (lambda=1e-4)', 'VBPR random sampling (lambda=0)'..."""
+    if variant == RANDOM_SAMPLING:
+        model = {"CuratorNet": RANDOM_SAMPLING_METHOD, "VBPR": VBPR_RANDOM_SAMPLING_METHOD}[model]
+    return method_label(model, l2_lambda)
+
+
+EVALUATION_DEPS = [
+    "item_embeddings",
+    "user_vectors",
+    "vbpr_model",
+    "vbpr_random_sampling_model",
+    "last_basket_split",
+    "resnet50_embeddings",
+]
 
 
 @dg.multi_asset(
@@ -52,7 +77,7 @@ def _curatornet_label(variant: str, l2_lambda: float) -> str:
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
-            deps=["item_embeddings", "user_vectors", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            deps=EVALUATION_DEPS,
             description="Top-100 artworks per evaluation user and method, with scores and hits (evaluation.recommendations).",
         ),
         dg.AssetSpec(
@@ -60,7 +85,7 @@ def _curatornet_label(variant: str, l2_lambda: float) -> str:
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
-            deps=["item_embeddings", "user_vectors", "vbpr_model", "last_basket_split", "resnet50_embeddings"],
+            deps=EVALUATION_DEPS,
             description="AUC, P/R/nDCG at 20 and 100 per (method, evaluation user), last-basket protocol (SPEC 7).",
         ),
     ],
@@ -76,8 +101,7 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
         models = load_curatornet_models(con)
         item_vectors = {row.model_id: load_item_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
         user_vectors = {row.model_id: load_user_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
-        require_table(con, "model.vbpr_models", "vbpr_model")
-        vbpr = read_frame(con, "SELECT l2_lambda, weights FROM model.vbpr_models").iloc[0]
+        vbpr_models = load_vbpr_models(con)
         user_index = dict(read_frame(con, "SELECT user_id, user_idx FROM split.users").itertuples(index=False))
     users = evaluation_users(artworks, transactions)
     if not users:
@@ -93,13 +117,15 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
                 f"model.user_vectors lacks {len(missing)} evaluation users of {row.model_id} (the split changed "
                 "since it was computed): re-materialize item_embeddings and user_vectors"
             )
-        scorers[_curatornet_label(row.variant, row.l2_lambda)] = user_vector_scorer(
+        scorers[model_label("CuratorNet", row.variant, row.l2_lambda)] = user_vector_scorer(
             item_vectors[row.model_id], user_vectors[row.model_id]
         )
     scorers["VisRank"] = visrank_scorer(raw)
-    scorers[method_label("VBPR", float(vbpr["l2_lambda"]))] = vbpr_scorer(
-        VBPRModel.from_bytes(bytes(vbpr["weights"])), user_index
-    )
+    for row in vbpr_models.itertuples():
+        scorers[model_label("VBPR", row.variant, row.l2_lambda)] = vbpr_scorer(
+            VBPRModel.from_bytes(bytes(row.weights)), user_index
+        )
+    scorers[MOST_POPULAR_METHOD] = most_popular_scorer(training_popularity(transactions, len(artworks)))
     scorers["Random"] = random_scorer(config.random_seed)
     scorers["Oracle"] = oracle_scorer()
     context.log.info(f"evaluating {len(scorers)} methods on {len(users)} users: {', '.join(scorers)}")
@@ -162,6 +188,87 @@ def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
             ),
             "auc_t_tests": frame_markdown(auc_tests.drop(columns=["metric"])),
             "n_users": int(table["n_users"].max()) if len(table) else 0,
+        }
+    )
+
+
+# Per model: its models table and the variant trained with guided sampling (the other is RANDOM_SAMPLING).
+FIGURE_3_MODELS = {
+    "CuratorNet": ("model.curatornet_models", SIX_STRATEGIES),
+    "VBPR": ("model.vbpr_models", STRATEGIES_3_AND_4),
+}
+
+
+def _figure_3_methods(con) -> tuple[dict[str, tuple[str, str]], pd.DataFrame]:
+    """Per model, the (guided, random-sampling) metric labels of the lambdas with the best VALIDATION accuracy.
+
+    Test metrics never choose: the choice is made from the models tables alone. Ties go to the smaller lambda.
+    """
+    methods, chosen = {}, []
+    for model, (table, guided_variant) in FIGURE_3_MODELS.items():
+        best = read_frame(
+            con,
+            f"SELECT model_id, variant, l2_lambda, validation_accuracy FROM {table} "
+            "ORDER BY variant, validation_accuracy DESC, l2_lambda",
+        ).drop_duplicates("variant")
+        lambdas = dict(zip(best["variant"], best["l2_lambda"]))
+        if {guided_variant, RANDOM_SAMPLING} - set(lambdas):
+            raise RuntimeError(f"{table} needs variants {guided_variant} and {RANDOM_SAMPLING}: materialize both models")
+        methods[model] = tuple(model_label(model, v, float(lambdas[v])) for v in (guided_variant, RANDOM_SAMPLING))
+        chosen.append(best.assign(model=model))
+    return methods, pd.concat(chosen, ignore_index=True)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=["team:curatornet"],
+    deps=[
+        "per_user_metrics",
+        "metric_table",
+        "curatornet_model",
+        "curatornet_random_sampling_model",
+        "vbpr_model",
+        "vbpr_random_sampling_model",
+    ],
+    pool="duckdb",
+    description=(
+        "The paper's Figure 3 (evaluation.figure_3): AUC of CuratorNet (six strategies) and VBPR (strategies 3 and 4) "
+        "against the same models trained on random sampling, each at its lambda with the best validation accuracy; "
+        "paired t-tests on per-user AUC; the paper's values beside ours; a bar chart."
+    ),
+)
+def figure_3(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        require_table(con, "evaluation.per_user_metrics", "per_user_metrics")
+        require_table(con, "model.vbpr_models", "vbpr_model")
+        methods, chosen = _figure_3_methods(con)
+        per_user = read_frame(con, "SELECT method, user_id, auc FROM evaluation.per_user_metrics")
+    table = figure_3_table(per_user, methods)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"evaluation.figure_3": table})
+        metadata = table_metadata(con, "evaluation.figure_3")
+    bars = []
+    for row in table.itertuples():
+        guided_name = "six strategies" if row.model == "CuratorNet" else "strategies 3+4"
+        bars.append((f"{row.model}, {guided_name}", row.guided_auc, row.paper_guided_auc))
+        bars.append((f"{row.model}, random sampling", row.random_auc, row.paper_random_auc))
+    p_values = "; ".join(
+        f"{row.model}: p = {row.p_value:.2g} (paper {row.paper_p_value:.2g})" for row in table.itertuples()
+    )
+    context.log.info(f"Figure 3: {p_values}")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "figure_3": frame_markdown(table),
+            "chart": image_markdown(
+                plots.paired_horizontal_bars(
+                    bars, ("ours", "paper"), "Figure 3: guided vs random sampling (AUC)", "AUC", footnote=p_values
+                ),
+                "Figure 3",
+            ),
+            "selected_by_validation_accuracy": frame_markdown(chosen),
+            "p_values": dg.MetadataValue.json({row.model: float(row.p_value) for row in table.itertuples()}),
         }
     )
 

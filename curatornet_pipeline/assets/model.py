@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -16,7 +17,9 @@ from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, 
 from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda, user_vector
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
+from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
+from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
 from curatornet_pipeline.storage import (
     read_frame,
@@ -30,8 +33,60 @@ from curatornet_pipeline.storage import (
 
 GROUP = "model"
 SIX_STRATEGIES = "six_strategies"
+STRATEGIES_3_AND_4 = "strategies_3_and_4"
 RANDOM_SAMPLING = "random_sampling"
-PAPER_LAMBDA_GRID = [0.0, 1e-4, 1e-3, 1e-2]
+
+
+@dataclass(frozen=True)
+class TripletSource:
+    """The stored triplets a model trains on: which table, which strategies."""
+
+    asset: str
+    triplets_table: str
+    profiles_table: str
+    strategies: tuple[str, ...]
+    # random_profiles holds one profile table per strategy; training_profiles is one table shared by all.
+    profiles_per_strategy: bool
+
+    def read(self, con: duckdb_module.DuckDBPyConnection, split: str) -> TripletSet:
+        require_table(con, self.triplets_table, self.asset)
+        marks = ", ".join("?" for _ in self.strategies)
+        if self.profiles_per_strategy:
+            profile_where, profile_params = "strategy = ?", [self.strategies[0]]
+        else:
+            profile_where, profile_params = "TRUE", []
+        ts, _ = read_triplet_set(
+            con,
+            self.triplets_table,
+            self.profiles_table,
+            f"split = ? AND strategy IN ({marks})",
+            [split, *self.strategies],
+            profile_where,
+            profile_params,
+        )
+        return ts
+
+
+SIX_STRATEGY_TRIPLETS = TripletSource(
+    "training_triplets", "triplets.training_triplets", "triplets.training_profiles", STRATEGIES, False
+)
+# Paper 5.1: "in VBPR we only used two sampling guidelines (D3 and D4), since VBPR has no notion of session or
+# purchase baskets".
+VBPR_GUIDED_TRIPLETS = TripletSource(
+    "training_triplets", "triplets.training_triplets", "triplets.training_profiles", STRATEGIES[2:4], False
+)
+CURATORNET_RANDOM_TRIPLETS = TripletSource(
+    "random_triplets", "triplets.random_triplets", "triplets.random_profiles", (RANDOM_STRATEGY,), True
+)
+VBPR_RANDOM_TRIPLETS = TripletSource(
+    "random_triplets", "triplets.random_triplets", "triplets.random_profiles", (RANDOM_BPR_STRATEGY,), True
+)
+
+
+def check_lambda_grid(l2_lambdas: list[float]) -> None:
+    labels = [format_lambda(l2) for l2 in l2_lambdas]
+    if not labels or len(set(labels)) != len(labels) or min(l2_lambdas) < 0:
+        raise ValueError(f"l2_lambdas must be a non-empty list of distinct values >= 0, got {l2_lambdas}")
 
 
 class CuratorNetTrainingConfig(dg.Config):
@@ -48,7 +103,11 @@ class CuratorNetTrainingConfig(dg.Config):
     lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
     min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
     max_epochs: int = Field(
-        default=10, description="At most this many epochs; the best one by validation accuracy is kept."
+        default=25, description="At most this many epochs; the best one by validation accuracy is kept."
+    )
+    early_stopping_patience: int = Field(
+        default=3,
+        description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
@@ -63,6 +122,7 @@ class CuratorNetTrainingConfig(dg.Config):
             lr_patience=self.lr_patience,
             min_learning_rate=min(self.min_learning_rate, self.learning_rate),
             max_epochs=self.max_epochs,
+            early_stopping_patience=self.early_stopping_patience,
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,
@@ -94,20 +154,15 @@ def _train_variant(
     config: CuratorNetTrainingConfig,
     duckdb: DuckDBResource,
     variant: str,
-    triplets_table: str,
-    profiles_table: str,
-    upstream: str,
+    source: TripletSource,
 ) -> dg.MaterializeResult:
-    labels = [format_lambda(l2) for l2 in config.l2_lambdas]
-    if not labels or len(set(labels)) != len(labels):
-        raise ValueError(f"l2_lambdas must be a non-empty list of distinct values, got {config.l2_lambdas}")
+    check_lambda_grid(config.l2_lambdas)
     with duckdb.get_connection() as con:
-        require_table(con, triplets_table, upstream)
+        require_table(con, source.triplets_table, source.asset)
         _, features = load_model_features(con)
-        train, _ = read_triplet_set(con, triplets_table, profiles_table, "split = 'train'")
-        validation, _ = read_triplet_set(con, triplets_table, profiles_table, "split = 'validation'")
+        train, validation = source.read(con, "train"), source.read(con, "validation")
     model_config = CuratorNetConfig(input_dim=features.shape[1], user_dims=tuple(config.user_dims))
-    lineage = _upstream_lineage(context, [upstream, "resnet50_embeddings"])
+    lineage = _upstream_lineage(context, [source.asset, "resnet50_embeddings"])
     model_rows, history_rows, summary = [], [], []
     for l2_lambda in config.l2_lambdas:
         model_id = f"curatornet_{variant}_lambda_{format_lambda(l2_lambda)}"
@@ -130,7 +185,14 @@ def _train_variant(
                 "training_seconds": float(seconds),
                 "n_train_triplets": int(len(train)),
                 "n_validation_triplets": int(len(validation)),
-                "config": json.dumps({**config.model_dump(), "l2_lambda": l2_lambda, "model": model_config.to_dict()}),
+                "config": json.dumps(
+                    {
+                        **config.model_dump(),
+                        "l2_lambda": l2_lambda,
+                        "model": model_config.to_dict(),
+                        "strategies": list(source.strategies),
+                    }
+                ),
                 "lineage": json.dumps(lineage),
                 "weights": model_to_bytes(result.model, training_config),
             }
@@ -148,30 +210,43 @@ def _train_variant(
             casts={"model.curatornet_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
         )
         metadata = table_metadata(con, "model.curatornet_models")
-    epochs = summary[0][1]["epoch"].tolist()
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
-            "loss_curve": image_markdown(
-                plots.line_chart(
-                    epochs, {m: h["train_loss"].tolist() for m, h in summary}, "Training loss", "epoch", "BPR loss + L2"
-                ),
-                "training loss",
-            ),
-            "validation_accuracy_curve": image_markdown(
-                plots.line_chart(
-                    epochs,
-                    {m: h["validation_accuracy"].tolist() for m, h in summary},
-                    "Validation triplet accuracy",
-                    "epoch",
-                    "fraction x_ui > x_uj",
-                ),
-                "validation accuracy",
-            ),
+            **_curves_metadata(summary),
+            "strategies": list(source.strategies),
             "lineage": dg.MetadataValue.json(lineage),
         }
     )
+
+
+def _curves_metadata(summary: list[tuple[str, pd.DataFrame]]) -> dict:
+    """Loss and validation-accuracy curves, one line per model (models may stop after different epochs)."""
+    longest = max((h for _, h in summary), key=len)["epoch"].tolist()
+
+    def padded(values: list[float]) -> list[float]:
+        return values + [float("nan")] * (len(longest) - len(values))
+
+    return {
+        "loss_curve": image_markdown(
+            plots.line_chart(
+                longest, {m: padded(h["train_loss"].tolist()) for m, h in summary}, "Training loss", "epoch",
+                "BPR loss + L2",
+            ),
+            "training loss",
+        ),
+        "validation_accuracy_curve": image_markdown(
+            plots.line_chart(
+                longest,
+                {m: padded(h["validation_accuracy"].tolist()) for m, h in summary},
+                "Validation triplet accuracy",
+                "epoch",
+                "fraction x_ui > x_uj",
+            ),
+            "validation accuracy",
+        ),
+    }
 
 
 MODEL_KINDS = {"pytorch", "duckdb"}
@@ -192,15 +267,7 @@ MODEL_KINDS = {"pytorch", "duckdb"}
 def curatornet_model(
     context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    return _train_variant(
-        context,
-        config,
-        duckdb,
-        SIX_STRATEGIES,
-        "triplets.training_triplets",
-        "triplets.training_profiles",
-        "training_triplets",
-    )
+    return _train_variant(context, config, duckdb, SIX_STRATEGIES, SIX_STRATEGY_TRIPLETS)
 
 
 @dg.asset(
@@ -209,31 +276,110 @@ def curatornet_model(
     owners=["team:curatornet"],
     deps=["random_triplets", "resnet50_embeddings"],
     pool="duckdb",
-    description="The ablation of the paper's Figure 3: CuratorNet trained on random_triplets instead of the six strategies.",
+    description=(
+        "The ablation of the paper's Figure 3: CuratorNet trained on random_triplets' (P_u \\ i, i, j) triplets "
+        "instead of the six strategies."
+    ),
 )
 def curatornet_random_sampling_model(
     context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    return _train_variant(
-        context,
-        config,
-        duckdb,
-        RANDOM_SAMPLING,
-        "triplets.random_triplets",
-        "triplets.random_profiles",
-        "random_triplets",
-    )
+    return _train_variant(context, config, duckdb, RANDOM_SAMPLING, CURATORNET_RANDOM_TRIPLETS)
 
 
 class VBPRTrainingConfig(dg.Config):
     latent_dim: int = Field(default=100, description="Latent user/item factors (the authors: 200 dims in total).")
     visual_dim: int = Field(default=100, description="Visual user factors on the learned projection of the features.")
-    l2_lambda: float = Field(default=1e-4, description="L2 regularisation.")
-    learning_rate: float = Field(default=1e-3, description="Adam learning rate.")
-    epochs: int = Field(default=10, description="Epochs over the training triplets that carry a user.")
+    l2_lambdas: list[float] = Field(
+        default=[1e-4],
+        description="One model per lambda, like CuratorNet's grid; the paper's grid is [0, 1e-4, 1e-3, 1e-2]. "
+        "The best by validation accuracy is the one Figure 3 shows.",
+    )
+    learning_rate: float = Field(default=1e-3, description="Initial Adam learning rate.")
+    lr_decay: float = Field(
+        default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy."
+    )
+    lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
+    min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
+    max_epochs: int = Field(
+        default=25, description="At most this many epochs; the best one by validation accuracy is kept."
+    )
+    early_stopping_patience: int = Field(
+        default=3,
+        description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
+    )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     seed: int = Field(default=0, description="Seed.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+
+    def vbpr_config(self, l2_lambda: float) -> VBPRConfig:
+        fields = self.model_dump(exclude={"l2_lambdas"})
+        fields["min_learning_rate"] = min(self.min_learning_rate, self.learning_rate)
+        return VBPRConfig(**fields, l2_lambda=l2_lambda)
+
+
+def _train_vbpr_variant(
+    context: dg.AssetExecutionContext,
+    config: VBPRTrainingConfig,
+    duckdb: DuckDBResource,
+    variant: str,
+    source: TripletSource,
+) -> dg.MaterializeResult:
+    check_lambda_grid(config.l2_lambdas)
+    with duckdb.get_connection() as con:
+        require_table(con, source.triplets_table, source.asset)
+        _, features = load_model_features(con)
+        train, validation = source.read(con, "train"), source.read(con, "validation")
+        n_users = int(con.execute("SELECT count(*) FROM split.users").fetchone()[0])
+    lineage = _upstream_lineage(context, [source.asset, "resnet50_embeddings"])
+    model_rows, history_rows, summary = [], [], []
+    for l2_lambda in config.l2_lambdas:
+        model_id = f"vbpr_{variant}_lambda_{format_lambda(l2_lambda)}"
+        context.log.info(f"training {model_id} on {len(train)} triplets of {', '.join(source.strategies)}")
+        started = time.perf_counter()
+        result = train_vbpr(features, train, validation, n_users, config.vbpr_config(l2_lambda), context.log.info)
+        model_rows.append(
+            {
+                "model_id": model_id,
+                "variant": variant,
+                "run_id": context.run_id,
+                "l2_lambda": float(l2_lambda),
+                "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "best_epoch": int(result.best_epoch),
+                "validation_accuracy": result.validation_accuracy,
+                "device": result.device_used,
+                "training_seconds": float(time.perf_counter() - started),
+                "n_train_triplets": int(len(train)),
+                "n_validation_triplets": int(len(validation)),
+                "skipped_one_item_triplets": int(result.model.skipped_triplets),
+                "config": json.dumps(
+                    {**config.model_dump(), "l2_lambda": l2_lambda, "strategies": list(source.strategies)}
+                ),
+                "lineage": json.dumps(lineage),
+                "weights": result.model.to_bytes(),
+            }
+        )
+        history_rows.append(result.history.assign(model_id=model_id, variant=variant))
+        summary.append((model_id, result.history))
+    models = pd.DataFrame(model_rows)
+    with duckdb.get_connection() as con:
+        replace_partitions(
+            con,
+            {"model.vbpr_models": models, "model.vbpr_training_history": pd.concat(history_rows, ignore_index=True)},
+            key_column="variant",
+            key_values=[variant],
+            casts={"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
+        )
+        metadata = table_metadata(con, "model.vbpr_models")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
+            **_curves_metadata(summary),
+            "strategies": list(source.strategies),
+            "lineage": dg.MetadataValue.json(lineage),
+        }
+    )
 
 
 @dg.asset(
@@ -242,40 +388,33 @@ class VBPRTrainingConfig(dg.Config):
     owners=["team:curatornet"],
     deps=["training_triplets", "resnet50_embeddings", "last_basket_split"],
     pool="duckdb",
-    description="VBPR (He & McAuley 2016), our PyTorch implementation, trained with BPR on the same training triplets.",
+    description=(
+        "VBPR (He & McAuley 2016), our PyTorch implementation, one model per L2 lambda, trained as in the paper on "
+        "the triplets of strategies 3 and 4 only (VBPR has no notion of sessions or baskets) until validation "
+        "accuracy stops improving (model.vbpr_models, model.vbpr_training_history)."
+    ),
 )
 def vbpr_model(
     context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    with duckdb.get_connection() as con:
-        _, features = load_model_features(con)
-        train, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
-        n_users = int(con.execute("SELECT count(*) FROM split.users").fetchone()[0])
-    vbpr_config = VBPRConfig(**config.model_dump())
-    started = time.perf_counter()
-    model = train_vbpr(features, train, n_users, vbpr_config, context.log.info)
-    row = pd.DataFrame(
-        [
-            {
-                "model_id": f"vbpr_lambda_{format_lambda(config.l2_lambda)}",
-                "l2_lambda": float(config.l2_lambda),
-                "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
-                "training_seconds": float(time.perf_counter() - started),
-                "skipped_one_item_triplets": int(model.skipped_triplets),
-                "config": json.dumps(config.model_dump()),
-                "lineage": json.dumps(_upstream_lineage(context, ["training_triplets", "resnet50_embeddings"])),
-                "weights": model.to_bytes(),
-            }
-        ]
-    )
-    with duckdb.get_connection() as con:
-        replace_tables(
-            con,
-            {"model.vbpr_models": row},
-            {"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
-        )
-        metadata = table_metadata(con, "model.vbpr_models")
-    return dg.MaterializeResult(metadata={**metadata, "skipped_one_item_triplets": int(model.skipped_triplets)})
+    return _train_vbpr_variant(context, config, duckdb, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=MODEL_KINDS,
+    owners=["team:curatornet"],
+    deps=["random_triplets", "resnet50_embeddings", "last_basket_split"],
+    pool="duckdb",
+    description=(
+        "VBPR with random sampling (paper Figure 3): classic BPR triplets (u, i, j), j uniform over the items u never "
+        "bought (random_triplets, strategy random_bpr); same lambda grid and stopping rule as vbpr_model."
+    ),
+)
+def vbpr_random_sampling_model(
+    context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    return _train_vbpr_variant(context, config, duckdb, RANDOM_SAMPLING, VBPR_RANDOM_TRIPLETS)
 
 
 def load_curatornet_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
@@ -286,6 +425,14 @@ def load_curatornet_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFram
     )
     if models.empty:
         raise RuntimeError("model.curatornet_models is empty: materialize curatornet_model first")
+    return models
+
+
+def load_vbpr_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
+    require_table(con, "model.vbpr_models", "vbpr_model")
+    models = read_frame(con, "SELECT model_id, variant, l2_lambda, weights FROM model.vbpr_models ORDER BY variant, l2_lambda")
+    if models.empty:
+        raise RuntimeError("model.vbpr_models is empty: materialize vbpr_model first")
     return models
 
 

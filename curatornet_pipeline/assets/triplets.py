@@ -13,6 +13,9 @@ from pydantic import Field
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
 from curatornet_pipeline.core.sampling import (
+    RANDOM_BPR_STRATEGY,
+    RANDOM_STRATEGIES,
+    RANDOM_STRATEGY,
     STRATEGIES,
     STRATEGY_CODES,
     SamplingBudget,
@@ -258,8 +261,10 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
     deps=["last_basket_split", "visual_clusters"],
     pool="duckdb",
     description=(
-        "The paper's ablation (Figure 3): positive = a random profile item, negative uniform over items outside "
-        "the profile; same total budget and deduplication as the six strategies."
+        "The paper's random-sampling ablation (Figure 3), each with the same total budget as the six strategies: "
+        "strategy 'random' for CuratorNet, (P_u \\ i, i, j) with i a random training item, P_u \\ i the user's "
+        "history without it and j uniform over items the user never bought (users with one training item cannot "
+        "form one); strategy 'random_bpr' for VBPR, the same (u, i, j) draw for every user with a training item."
     ),
 )
 def random_triplets(
@@ -268,16 +273,35 @@ def random_triplets(
     with duckdb.get_connection() as con:
         inputs = load_sampling_inputs(con)
     started = time.perf_counter()
-    sample = sample_random(inputs, config.budget(inputs.n_items), seed=config.seed)
-    _log_budget_cap(context, sample)
-    rows, profiles = _sample_frames(sample, "random")
+    samples = {
+        strategy: sample_random(inputs, config.budget(inputs.n_items), config.seed, strategy)
+        for strategy in RANDOM_STRATEGIES
+    }
+    for sample in samples.values():
+        _log_budget_cap(context, sample)
+    frames = [_sample_frames(sample, strategy) for strategy, sample in samples.items()]
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"triplets.random_triplets": rows, "triplets.random_profiles": profiles},
+            {
+                "triplets.random_triplets": pd.concat([rows for rows, _ in frames], ignore_index=True),
+                "triplets.random_profiles": pd.concat([profiles for _, profiles in frames], ignore_index=True),
+            },
             {"triplets.random_profiles": PROFILE_CASTS},
         )
         metadata = table_metadata(con, "triplets.random_triplets")
+    ablation = samples[RANDOM_STRATEGY].stats
+    context.log.info(
+        f"random sampling: {ablation['eligible_users_or_items']} users with 2+ training items share the budget; "
+        f"{ablation['users_skipped_one_training_item']} users with one training item have no P_u \\ i"
+    )
     return dg.MaterializeResult(
-        metadata={**metadata, **_sample_metadata(sample.stats), "seconds": float(time.perf_counter() - started)}
+        metadata={
+            **metadata,
+            **_sample_metadata(ablation),
+            f"{RANDOM_BPR_STRATEGY}_stats": dg.MetadataValue.json(
+                {k: v for k, v in samples[RANDOM_BPR_STRATEGY].stats.items() if k != "profile_length_histogram"}
+            ),
+            "seconds": float(time.perf_counter() - started),
+        }
     )

@@ -96,3 +96,33 @@ def one_row_per_method(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         passed=duplicated == 0 and set(table["method"]) == expected and bool((table["n_users"] > 0).all()),
         metadata={"methods": sorted(table["method"]), "duplicated_rows": duplicated},
     )
+
+
+@dg.asset_check(
+    pool="duckdb",
+    asset="figure_3",
+    blocking=True,
+    description=(
+        "Figure 3 is complete: CuratorNet and VBPR, each with a guided and a random-sampling AUC from the metric "
+        "table, a p-value in [0, 1] and the paper's values."
+    ),
+)
+def figure_3_is_complete(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        figure = read_frame(con, "SELECT * FROM evaluation.figure_3")
+        table = read_frame(con, "SELECT method, auc FROM evaluation.metric_table").set_index("method")["auc"]
+    problems = []
+    if sorted(figure["model"]) != ["CuratorNet", "VBPR"]:
+        problems.append(f"models {sorted(figure['model'])}")
+    for row in figure.itertuples():
+        for method, auc in ((row.guided_method, row.guided_auc), (row.random_method, row.random_auc)):
+            if method not in table.index or not np.isclose(table[method], auc):
+                problems.append(f"{method}: AUC {auc} not the metric table's")
+        if not 0 <= row.p_value <= 1:
+            problems.append(f"{row.model}: p-value {row.p_value}")
+        if np.isnan([row.paper_guided_auc, row.paper_random_auc, row.paper_p_value]).any():
+            problems.append(f"{row.model}: paper values missing")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"problems": dg.MetadataValue.json(problems), "bars": 2 * len(figure)},
+    )

@@ -160,3 +160,29 @@ def clusters_cover_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
             "labels_out_of_range": int(out_of_range),
         },
     )
+
+
+@dg.asset_check(
+    pool="duckdb",
+    asset="raw_transactions",
+    blocking=True,
+    description="One basket per user and purchase time: rows of one user with the same timestamp share one basket id.",
+)
+def one_basket_per_user_and_time(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        split_sessions, mixed_baskets = con.execute(
+            """
+            SELECT
+              (SELECT count(*) FROM (SELECT 1 FROM ingest.raw_transactions
+                 GROUP BY user_id, purchase_timestamp HAVING count(DISTINCT basket_id) > 1)),
+              (SELECT count(*) FROM (SELECT 1 FROM ingest.raw_transactions
+                 GROUP BY basket_id HAVING count(DISTINCT (user_id, purchase_timestamp)) > 1))
+            """
+        ).fetchone()
+    return dg.AssetCheckResult(
+        passed=split_sessions == 0 and mixed_baskets == 0,
+        metadata={
+            "user_times_in_several_baskets": int(split_sessions),
+            "baskets_with_several_users_or_times": int(mixed_baskets),
+        },
+    )

@@ -52,7 +52,11 @@ def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResul
     pool="duckdb",
     asset="random_triplets",
     blocking=True,
-    description="The ablation's triplets obey its rules: positive in the profile, negative outside, no test items.",
+    description=(
+        "The random-sampling triplets obey their rules on every row: CuratorNet's ablation has profile = P_u \\ i "
+        "(the positive is NOT in the profile, the profile is the rest of the history) and a negative the user never "
+        "bought; VBPR's random_bpr has the full history; no held-out item anywhere."
+    ),
 )
 def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     return _rules_result(duckdb, "triplets.random_triplets", "triplets.random_profiles")

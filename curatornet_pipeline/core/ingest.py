@@ -4,7 +4,8 @@ Two source layouts are accepted (SPEC 2.1 and 2.2):
 
 * UGallery: ``inventory.csv`` (``artwork_id_hash, artist_id_hash, upload_timestamp``) and
   ``purchases.csv`` (``user_id_hash, purchase_timestamp, purchased_artwork_ids_hash``), where the
-  last column is the text of a Python list of artwork ids and one row is one basket.
+  last column is the text of a Python list of artwork ids; rows of one user with the same timestamp
+  are one basket (purchase session), as the authors grouped them.
 * Generic: ``items.csv`` (``item_id, artist_id[, upload_timestamp]``) and ``interactions.csv``
   (``user_id, item_id, timestamp[, artist_id]``), one row per purchased item; rows with the same
   user and timestamp form one basket.
@@ -330,6 +331,11 @@ def _unknown_artwork(table: _CsvTable, i: int, column: str, artwork_id: str, cat
     )
 
 
+def _assign_baskets(transactions: pd.DataFrame) -> pd.Series:
+    """One basket per (user_id, purchase_timestamp), numbered densely in that order: both formats agree."""
+    return transactions.groupby(["user_id", "purchase_timestamp"], sort=True).ngroup()
+
+
 def _finish_transactions(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["basket_id", "source_row"], kind="stable").reset_index(drop=True)
     frame = frame.astype({"basket_id": np.int64, "artwork_idx": np.int64, "source_row": np.int64})
@@ -340,8 +346,10 @@ def _finish_transactions(frame: pd.DataFrame) -> pd.DataFrame:
 def read_ugallery(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read ``inventory.csv`` and ``purchases.csv`` from ``folder`` into (artworks, transactions).
 
-    One purchases row is one basket; its ``basket_id`` is the 0-based data-row number and every
-    item in it becomes one transactions row with ``source_row`` pointing back at that purchases row.
+    Every item of a purchases row becomes one transactions row with ``source_row`` pointing back at
+    that purchases row. Rows of one user with the same timestamp form one basket (so a session split
+    over two rows is held out, or kept for training, as a whole); basket ids are dense in
+    (user_id, timestamp) order.
     """
     folder = Path(folder)
     inventory = _read_csv_table(folder / "inventory.csv", ["artwork_id_hash", "artist_id_hash", "upload_timestamp"])
@@ -356,14 +364,13 @@ def read_ugallery(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     lookup = _artwork_lookup(artworks)
     users = purchases.frame["user_id_hash"].to_numpy()
     baskets = purchases.frame["purchased_artwork_ids_hash"].to_numpy()
-    out_user, out_basket, out_time, out_item, out_idx, out_row = [], [], [], [], [], []
+    out_user, out_time, out_item, out_idx, out_row = [], [], [], [], []
     for i, text in enumerate(baskets):
         for artwork_id in _parse_basket(text, purchases, i, "purchased_artwork_ids_hash"):
             idx = lookup.get(artwork_id)
             if idx is None:
                 raise _unknown_artwork(purchases, i, "purchased_artwork_ids_hash", artwork_id, inventory.path)
             out_user.append(users[i])
-            out_basket.append(i)
             out_time.append(times[i])
             out_item.append(artwork_id)
             out_idx.append(idx)
@@ -371,13 +378,13 @@ def read_ugallery(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     transactions = pd.DataFrame(
         {
             "user_id": pd.Series(out_user, dtype=object).astype(str),
-            "basket_id": out_basket,
             "purchase_timestamp": np.asarray(out_time, dtype="datetime64[ns]"),
             "artwork_id": pd.Series(out_item, dtype=object).astype(str),
             "artwork_idx": out_idx,
             "source_row": out_row,
         }
     )
+    transactions["basket_id"] = _assign_baskets(transactions)
     return artworks, _finish_transactions(transactions)
 
 
@@ -431,8 +438,7 @@ def read_generic(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "source_row": np.arange(1, len(item_ids) + 1, dtype=np.int64),
         }
     )
-    # ngroup over sorted keys numbers baskets densely in (user_id, timestamp) order.
-    transactions["basket_id"] = transactions.groupby(["user_id", "purchase_timestamp"], sort=True).ngroup()
+    transactions["basket_id"] = _assign_baskets(transactions)
     return artworks, _finish_transactions(transactions)
 
 

@@ -23,6 +23,11 @@ Conventions beyond SPEC 5, decided here:
 * Strategy 6 keeps the drawn positive while it redraws the negative; a row whose negative never
   passes the visual-confidence test is a failed attempt, and the next round draws a new positive.
 * The near-duplicate rule is applied to every triplet, the random ablation's included.
+* The random ablation (``random``) follows the paper's section 3.3: profile = P_u \\ i, so the positive's
+  own vector is never pooled into the user it is scored for. Strategy 4 keeps i inside the full-history
+  profile and strategy 5 uses [x] to predict x: the paper lists both as "recommending profile items"
+  (and the authors' code builds strategy 4 that way); only the ablation, which stands for the paper's
+  traditional BPR setting, leaves the positive out.
 * Different strategies can yield identical triplets (a user whose history is one artwork gets the
   same (profile, positive, negative) from strategy 4 as strategy 5 does); ``union_deduplicate``
   keeps the first, so the union is somewhat smaller than the sum of the strategies.
@@ -53,10 +58,18 @@ STRATEGIES: tuple[str, ...] = (
     "5_single_item",
     "6_single_item_same_artist",
 )
+# The paper's random-sampling ablation for CuratorNet: (P_u \ i, i, j), section 3.3.
 RANDOM_STRATEGY = "random"
-# Paper numbering for the six strategies; 0 marks the random ablation.
-STRATEGY_CODES: dict[str, int] = {name: i + 1 for i, name in enumerate(STRATEGIES)} | {RANDOM_STRATEGY: 0}
-REAL_USER_STRATEGIES = frozenset(STRATEGIES[:4]) | {RANDOM_STRATEGY}
+# Classic BPR (u, i, j) for VBPR's random-sampling variant: VBPR ignores the profile, so a user with a
+# single training item still yields triplets; the stored profile is the user's full history.
+RANDOM_BPR_STRATEGY = "random_bpr"
+RANDOM_STRATEGIES: tuple[str, ...] = (RANDOM_STRATEGY, RANDOM_BPR_STRATEGY)
+# Paper numbering for the six strategies; 0 marks the random ablation, 7 its VBPR form (never in the union).
+STRATEGY_CODES: dict[str, int] = {name: i + 1 for i, name in enumerate(STRATEGIES)} | {
+    RANDOM_STRATEGY: 0,
+    RANDOM_BPR_STRATEGY: 7,
+}
+REAL_USER_STRATEGIES = frozenset(STRATEGIES[:4]) | set(RANDOM_STRATEGIES)
 
 SAME_CLUSTER_PROBABILITY = 0.6
 NEAR_DUPLICATE_COSINE = 1.0 - 1e-7
@@ -307,22 +320,16 @@ class _Index:
     def history_hashes(self) -> np.ndarray:
         return _profile_hashes(self.hist_offsets, self.hist_items)
 
-    @cached_property
-    def hidden_item_instances(self) -> dict[str, np.ndarray]:
-        """Strategy 1: one instance per position of a training basket with 2+ items.
-
-        Profile = the user's training items up to the end of that basket, without that position's item.
-        """
-        multi = np.flatnonzero(self.basket_len >= 2)
-        lengths = self.basket_len[multi]
-        basket = np.repeat(multi, lengths)
-        hist_pos = self.basket_offsets[basket] + ranks_within(lengths)  # position of the hidden item
-        user = self.basket_user[basket]
+    def _hidden_item_profiles(self, hist_pos: np.ndarray, end: np.ndarray) -> dict[str, np.ndarray]:
+        """One instance per history position ``hist_pos``: positive = that item, profile = its user's history
+        from the start up to history position ``end`` (exclusive), without the positive. Instances must come
+        grouped by user in user order (``user_offsets`` indexes them)."""
+        user = self.hist_user[hist_pos]
         user_start = self.hist_offsets[user]
-        profile_len = self.basket_offsets[basket + 1] - user_start - 1
+        profile_len = end - user_start - 1
         offsets = np.concatenate([[0], np.cumsum(profile_len)])
         r = ranks_within(profile_len)
-        inst = np.repeat(np.arange(len(basket)), profile_len)
+        inst = np.repeat(np.arange(len(hist_pos)), profile_len)
         skip = (r >= (hist_pos - user_start)[inst]).astype(np.int64)
         items = self.hist_items[user_start[inst] + r + skip]
         per_user = np.bincount(user, minlength=self.n_users)
@@ -334,6 +341,27 @@ class _Index:
             "user_offsets": np.concatenate([[0], np.cumsum(per_user)]),
             "per_user": per_user,
         }
+
+    @cached_property
+    def hidden_item_instances(self) -> dict[str, np.ndarray]:
+        """Strategy 1: one instance per position of a training basket with 2+ items.
+
+        Profile = the user's training items up to the end of that basket, without that position's item.
+        """
+        multi = np.flatnonzero(self.basket_len >= 2)
+        lengths = self.basket_len[multi]
+        basket = np.repeat(multi, lengths)
+        hist_pos = self.basket_offsets[basket] + ranks_within(lengths)  # position of the hidden item
+        return self._hidden_item_profiles(hist_pos, self.basket_offsets[basket + 1])
+
+    @cached_property
+    def leave_one_out_instances(self) -> dict[str, np.ndarray]:
+        """The random ablation: one instance per training item of a user with 2+ training items.
+
+        Profile = P_u \\ i, the user's whole training history without item i (the positive).
+        """
+        hist_pos = np.flatnonzero(self.hist_len[self.hist_user] >= 2)
+        return self._hidden_item_profiles(hist_pos, self.hist_offsets[self.hist_user[hist_pos] + 1])
 
     @cached_property
     def next_basket_instances(self) -> dict[str, np.ndarray]:
@@ -561,6 +589,7 @@ class _Plan:
     profile_offsets: np.ndarray
     profile_items: np.ndarray
     draw: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    notes: dict = field(default_factory=dict)  # extra counts for the stats (e.g. users that cannot take part)
 
 
 class _Sampler:
@@ -640,6 +669,7 @@ class _Sampler:
             STRATEGIES[4]: self._plan_single_item,
             STRATEGIES[5]: self._plan_single_item_same_artist,
             RANDOM_STRATEGY: self._plan_random,
+            RANDOM_BPR_STRATEGY: self._plan_random_bpr,
         }
         if strategy not in builders:
             raise ValueError(f"unknown sampling strategy {strategy!r}; expected one of {list(builders)}")
@@ -764,21 +794,36 @@ class _Sampler:
 
         return _Plan(units, *self._single_item_table(), draw)
 
+    def _uniform_unbought(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform over the items user ``users[k]`` never bought (held-out basket included)."""
+        ix = self.ix
+
+        def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
+            u = users[rows]
+            return ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
+
+        return self._redraw(len(users), lambda rows: self._uniform_items(len(rows), rng), accept, MAX_REDRAW_ROUNDS)
+
     def _plan_random(self) -> _Plan:
+        """(P_u \\ i, i, j): a user with one training item has no P_u \\ i, so the budget goes to the others."""
+        ix = self.ix
+        inst = ix.leave_one_out_instances
+        has_negative = ix.n_outside_profile > 0
+        units = np.flatnonzero((inst["per_user"] > 0) & has_negative)
+
+        def draw(users: np.ndarray, rng: np.random.Generator):
+            row = inst["user_offsets"][users] + rng.integers(0, inst["per_user"][users])
+            return row, inst["positive"][row], self._uniform_unbought(users, rng), users
+
+        skipped = int(((ix.hist_len == 1) & has_negative).sum())
+        return _Plan(units, inst["offsets"], inst["items"], draw, {"users_skipped_one_training_item": skipped})
+
+    def _plan_random_bpr(self) -> _Plan:
         ix = self.ix
         units = np.flatnonzero((ix.hist_len > 0) & (ix.n_outside_profile > 0))
 
         def draw(users: np.ndarray, rng: np.random.Generator):
-            positive = self._random_history_item(users, rng)
-
-            def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
-                u = users[rows]
-                return ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
-
-            negative = self._redraw(
-                len(users), lambda rows: self._uniform_items(len(rows), rng), accept, MAX_REDRAW_ROUNDS
-            )
-            return users, positive, negative, users
+            return users, self._random_history_item(users, rng), self._uniform_unbought(users, rng), users
 
         return _Plan(units, ix.hist_offsets, ix.hist_items, draw)
 
@@ -956,6 +1001,7 @@ def _sample(
         "failed_attempts": int(sampler.failed_attempts),
         "n_profiles": train_set.n_profiles,
         "profile_length_histogram": {int(k): int(v) for k, v in zip(lengths, counts)},
+        **plan.notes,
     }
     return StrategySample(train=train_set, validation=validation_set, stats=stats, strategy=strategy)
 
@@ -971,13 +1017,21 @@ def sample_strategy(strategy: str, inputs: SamplingInputs, budget: SamplingBudge
     return _sample(strategy, inputs, budget.per_strategy_train(), budget.per_strategy_validation(), seed)
 
 
-def sample_random(inputs: SamplingInputs, budget: SamplingBudget, seed: int) -> StrategySample:
+def sample_random(
+    inputs: SamplingInputs, budget: SamplingBudget, seed: int, strategy: str = RANDOM_STRATEGY
+) -> StrategySample:
     """The paper's random-sampling ablation (Figure 3) with the whole budget.
 
-    Profile = a real user's full training history, positive = a random profile item, negative =
-    uniform over items outside the profile (and outside the user's held-out basket).
+    ``random`` (CuratorNet's, the paper's section 3.3): a user u with 2+ training items, a positive i
+    uniform over their training items, profile = P_u \\ i (their history without i), negative uniform over
+    items u never bought (held-out basket included). Users with one training item cannot form one; their
+    share of the budget goes to the others (``users_skipped_one_training_item`` in the stats).
+    ``random_bpr`` (VBPR's): the same (u, i, j) draw for every user with a training item; the stored
+    profile is the full history, which VBPR does not read.
     """
-    return _sample(RANDOM_STRATEGY, inputs, budget.random_train(), budget.random_validation(), seed)
+    if strategy not in RANDOM_STRATEGIES:
+        raise ValueError(f"unknown random sampling {strategy!r}; expected one of {list(RANDOM_STRATEGIES)}")
+    return _sample(strategy, inputs, budget.random_train(), budget.random_validation(), seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1185,13 +1239,21 @@ def check_strategy_rules(strategy: str, ts: TripletSet, inputs: SamplingInputs) 
         previous_instance = inst["instance_of_basket"][basket[later] - 1]
         expected = _profile_hashes(inst["offsets"], inst["items"])
         counts["profile_mismatch"] = int((profile_hash[p[later]] != expected[previous_instance]).sum())
-    elif strategy in (STRATEGIES[2], STRATEGIES[3], RANDOM_STRATEGY):
+    elif strategy == RANDOM_STRATEGY:
+        inst = ix.leave_one_out_instances
+        found = _PairIndex(inst["user"], inst["positive"], n).find(u, a)
+        counts["positive_not_in_training_history_of_2_plus_items"] = int((found < 0).sum())
+        expected = _profile_hashes(inst["offsets"], inst["items"])
+        counts["profile_mismatch"] = int((profile_hash[p[found >= 0]] != expected[found[found >= 0]]).sum())
+        counts["positive_in_profile"] = int(in_profile.contains(p, a).sum())
+        counts["negative_bought_by_user"] = int(ix.user_item.contains(u, b).sum())
+    elif strategy in (STRATEGIES[2], STRATEGIES[3], RANDOM_BPR_STRATEGY):
         counts["profile_mismatch"] = int((profile_hash[p] != ix.history_hashes[u]).sum())
     if strategy == STRATEGIES[2]:
         counts["positive_already_bought"] = int(ix.user_item.contains(u, a).sum())
         counts["positive_artist_not_bought"] = int((~ix.user_artist.contains(u, ix.artist[a])).sum())
         counts["positive_cluster_not_bought"] = int((~ix.user_cluster.contains(u, ix.cluster[a])).sum())
-    if strategy in (STRATEGIES[3], RANDOM_STRATEGY):
+    if strategy in (STRATEGIES[3], RANDOM_BPR_STRATEGY):
         counts["positive_not_in_profile"] = int((~in_profile.contains(p, a)).sum())
     if strategy in _DISJOINT_NEGATIVE_STRATEGIES:
         counts["negative_artist_bought"] = int(ix.user_artist.contains(u, ix.artist[b]).sum())

@@ -42,9 +42,8 @@ _FORMAT = "curatornet-state-v1"
 class TrainingConfig:
     """Hyper-parameters of CuratorNet training (defaults: the paper's best setting).
 
-    batch_size counts triplets. lr schedule: the learning rate is multiplied by ``lr_decay`` once
-    ``lr_patience`` consecutive epochs pass without a new best validation accuracy (then the count
-    restarts), never going below ``min_learning_rate``. ``log_every_batches`` = 0 logs only per epoch.
+    batch_size counts triplets. lr schedule and stopping: see ``PlateauSchedule`` (``early_stopping_patience``
+    0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only per epoch.
     """
 
     l2_lambda: float = 1e-4
@@ -53,6 +52,7 @@ class TrainingConfig:
     lr_patience: int = 2
     min_learning_rate: float = 1e-6
     max_epochs: int = 10
+    early_stopping_patience: int = 0
     batch_size: int = 4096
     seed: int = 0
     device: str = "auto"
@@ -72,12 +72,56 @@ class TrainingConfig:
             problems.append(f"min_learning_rate must be in [0, learning_rate], got {self.min_learning_rate}")
         if self.max_epochs < 1:
             problems.append(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.early_stopping_patience < 0:
+            problems.append(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.log_every_batches < 0:
             problems.append(f"log_every_batches must be >= 0, got {self.log_every_batches}")
         if problems:
             raise ValueError("invalid TrainingConfig: " + "; ".join(problems))
+
+
+@dataclass
+class PlateauSchedule:
+    """The authors' learning-rate schedule and best-epoch rule; CuratorNet and VBPR training share it.
+
+    Call ``update(validation_accuracy)`` after every epoch. A strictly higher accuracy is a new best (so the
+    earliest epoch wins ties). ``lr_patience`` epochs in a row without a new best multiply the learning
+    rate by ``lr_decay`` (never below ``min_learning_rate``) and restart that count.
+    ``early_stopping_patience`` epochs in a row without a new best end training (``should_stop``); 0 never
+    stops early.
+    """
+
+    learning_rate: float
+    lr_decay: float
+    lr_patience: int
+    min_learning_rate: float
+    early_stopping_patience: int = 0
+    best_accuracy: float = -math.inf
+    best_epoch: int = 0
+    epoch: int = 0
+    epochs_since_decay_or_best: int = 0
+    epochs_since_best: int = 0
+
+    def update(self, accuracy: float) -> bool:
+        """Record one epoch's validation accuracy; True when it is a new best (keep that checkpoint)."""
+        self.epoch += 1
+        improved = accuracy > self.best_accuracy  # NaN never improves
+        if improved:
+            self.best_accuracy, self.best_epoch = accuracy, self.epoch
+            self.epochs_since_decay_or_best = self.epochs_since_best = 0
+        else:
+            self.epochs_since_decay_or_best += 1
+            self.epochs_since_best += 1
+        if self.epochs_since_decay_or_best >= self.lr_patience:
+            self.learning_rate = max(self.learning_rate * self.lr_decay, self.min_learning_rate)
+            self.epochs_since_decay_or_best = 0
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return 0 < self.early_stopping_patience <= self.epochs_since_best
 
 
 @dataclass
@@ -361,10 +405,14 @@ def train_curatornet(
             f"{config.batch_size}, {len(validation)} validation triplets"
         )
 
-        learning_rate, best_accuracy, best_epoch, stale = config.learning_rate, -math.inf, 0, 0
+        schedule = PlateauSchedule(
+            config.learning_rate, config.lr_decay, config.lr_patience, config.min_learning_rate,
+            config.early_stopping_patience,
+        )
         best_state: dict[str, Tensor] = {}
         history: list[dict[str, Any]] = []
         for epoch in range(1, config.max_epochs + 1):
+            learning_rate = schedule.learning_rate
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             epoch_start = time.perf_counter()
@@ -385,11 +433,8 @@ def train_curatornet(
                     say(f"epoch {epoch} batch {b + 1}/{n_batches} loss {loss.item():.4f}")
             train_seconds = time.perf_counter() - epoch_start
             accuracy = validation_accuracy(model, feats, validation, config.batch_size)
-            if accuracy > best_accuracy:
-                best_accuracy, best_epoch, stale = accuracy, epoch, 0
+            if schedule.update(accuracy):
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                stale += 1
             history.append(
                 {
                     "epoch": epoch,
@@ -404,14 +449,15 @@ def train_curatornet(
                 f"epoch {epoch}/{config.max_epochs} lr {learning_rate:.2e} loss {history[-1]['train_loss']:.4f} "
                 f"val_acc {accuracy:.4f} ({history[-1]['triplets_per_second']:.0f} triplets/s)"
             )
-            if stale >= config.lr_patience:
-                learning_rate, stale = max(learning_rate * config.lr_decay, config.min_learning_rate), 0
+            if schedule.should_stop:
+                say(f"stopping: {schedule.epochs_since_best} epochs without a better validation accuracy")
+                break
 
     best = CuratorNet(model_config, generator=torch.Generator())  # own generator: global RNG untouched
     best.load_state_dict(best_state)
     best.eval()
-    say(f"best epoch {best_epoch} with validation accuracy {best_accuracy:.4f}")
-    return TrainingResult(best, pd.DataFrame(history), best_epoch, str(device))
+    say(f"best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
+    return TrainingResult(best, pd.DataFrame(history), schedule.best_epoch, str(device))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,10 +6,15 @@ beta_i item bias, gamma_u / gamma_i latent factors (``latent_dim``), theta_u the
 (``visual_dim``), E a learned F x visual_dim projection of the item features f_i, beta' a visual bias
 vector. The paper's comparison used 200 dimensions in total: 100 latent + 100 visual by default.
 
-Trained with the BPR loss on the same training triplets as CuratorNet, reading the user from the
-triplet's ``user_idx`` and ignoring its profile. Synthetic one-item triplets (user_idx == -1) have no user
-to learn a factor for, so they are skipped (the count is reported through ``progress`` and kept on the
+Trained with the BPR loss on triplets that carry a user, reading the user from the triplet's ``user_idx``
+and ignoring its profile. As in the paper (5.1), guided VBPR gets strategies 3 and 4 only, since it has no
+notion of sessions or baskets, and the random-sampling variant gets classic BPR triplets (u, i, j); the
+Dagster assets pick those triplets. Synthetic one-item triplets (user_idx == -1) have no user to learn a
+factor for, so they are skipped if present (the count is reported through ``progress`` and kept on the
 model as ``skipped_triplets``).
+
+Training runs until validation accuracy stops improving, with CuratorNet's schedule and best-epoch rule
+(``PlateauSchedule``): the checkpoint of the best validation epoch is returned.
 
 Regularisation (L2, ``l2_lambda``): per triplet, lambda/2 times the squared norms of the factors and biases
 it touches (gamma_u, theta_u, gamma_i, gamma_j, beta_i, beta_j), averaged over the batch, plus lambda/2
@@ -23,16 +28,18 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curatornet_pipeline.core.device import resolve_device
-from curatornet_pipeline.core.training import deterministic_algorithms
+from curatornet_pipeline.core.training import PlateauSchedule, deterministic_algorithms
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 
@@ -44,7 +51,11 @@ class VBPRConfig:
     visual_dim: int = 100
     l2_lambda: float = 1e-4
     learning_rate: float = 1e-3
-    epochs: int = 10
+    lr_decay: float = 0.6
+    lr_patience: int = 2
+    min_learning_rate: float = 1e-6
+    max_epochs: int = 10
+    early_stopping_patience: int = 0
     batch_size: int = 4096
     init_std: float = 0.01
     seed: int = 0
@@ -53,7 +64,16 @@ class VBPRConfig:
     def __post_init__(self) -> None:
         if self.latent_dim < 0 or self.visual_dim < 0 or self.latent_dim + self.visual_dim == 0:
             raise ValueError(f"VBPRConfig needs non-negative dims with a positive total, got {self}")
-        if self.l2_lambda < 0 or not self.learning_rate > 0 or self.epochs < 1 or self.batch_size < 1:
+        if (
+            self.l2_lambda < 0
+            or not self.learning_rate > 0
+            or not 0 < self.lr_decay <= 1
+            or self.lr_patience < 1
+            or not 0 <= self.min_learning_rate <= self.learning_rate
+            or self.max_epochs < 1
+            or self.early_stopping_patience < 0
+            or self.batch_size < 1
+        ):
             raise ValueError(f"invalid VBPRConfig {self}")
 
 
@@ -92,6 +112,26 @@ class _VBPRNet(nn.Module):
             + self.item_bias[neg].pow(2)
         )
         return diff, sq_norm
+
+
+def vbpr_loss(net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, l2_lambda: float) -> Tensor:
+    """BPR loss of a batch plus the L2 term described in the module docstring."""
+    diff, sq_norm = net.score_difference(features, users, pos, neg)
+    global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
+    return F.softplus(-diff).mean() + l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
+
+
+@torch.no_grad()
+def _validation_accuracy(
+    net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, batch_size: int
+) -> float:
+    """Fraction of validation triplets with x_ui > x_uj (ties count as wrong), as for CuratorNet."""
+    correct = 0
+    for start in range(0, len(users), batch_size):
+        rows = slice(start, start + batch_size)
+        diff, _ = net.score_difference(features, users[rows], pos[rows], neg[rows])
+        correct += int((diff > 0).sum())
+    return correct / len(users)
 
 
 class VBPRModel:
@@ -155,71 +195,134 @@ class VBPRModel:
             )
 
 
+@dataclass
+class VBPRTrainingResult:
+    """The best-validation checkpoint and one history row per epoch (epoch, learning_rate, train_loss,
+    validation_accuracy, seconds)."""
+
+    model: VBPRModel
+    history: pd.DataFrame
+    best_epoch: int
+    device_used: str
+
+    @property
+    def validation_accuracy(self) -> float:
+        return float(self.history.loc[self.history["epoch"] == self.best_epoch, "validation_accuracy"].iloc[0])
+
+
+def _user_triplets(ts: TripletSet, n_users: int, n_items: int, name: str) -> tuple[np.ndarray, ...]:
+    """(users, positives, negatives) as int64 for the triplets that carry a user, and how many do not."""
+    with_user = np.flatnonzero(ts.user_idx >= 0)
+    if len(with_user) == 0:
+        raise ValueError(f"no {name} triplet carries a user (all user_idx == -1); VBPR cannot learn user factors")
+    users, pos, neg = (
+        np.asarray(column[with_user], dtype=np.int64) for column in (ts.user_idx, ts.positive, ts.negative)
+    )
+    if users.max() >= n_users:
+        raise ValueError(f"{name} user_idx {users.max()} >= n_users {n_users}")
+    for column_name, column in (("positive", pos), ("negative", neg)):
+        if column.min() < 0 or column.max() >= n_items:
+            raise ValueError(f"{name} {column_name} item outside [0, {n_items})")
+    return users, pos, neg, len(ts) - len(with_user)
+
+
 def train_vbpr(
     features: np.ndarray,
     train: TripletSet,
+    validation: TripletSet,
     n_users: int,
     config: VBPRConfig = VBPRConfig(),
     progress: Callable[[str], None] | None = None,
-) -> VBPRModel:
+) -> VBPRTrainingResult:
     """Train VBPR with BPR loss + Adam on the triplets that carry a user; deterministic for a seed on CPU.
 
     features: [N, F] item features (the same z-scored features CuratorNet gets). n_users: size of the
-    user index (user_idx values must lie in [0, n_users)).
+    user index (user_idx values must lie in [0, n_users)). ``validation`` drives the learning-rate
+    schedule, early stopping and the choice of the returned epoch.
     """
     say = progress or (lambda message: None)
     features = np.asarray(features)
     if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating) or not np.isfinite(features).all():
         raise ValueError(f"features must be a finite 2-d float array, got shape {features.shape}")
-    with_user = np.flatnonzero(train.user_idx >= 0)
-    skipped = len(train) - len(with_user)
-    if len(with_user) == 0:
-        raise ValueError("no training triplet carries a user (all user_idx == -1); VBPR cannot learn user factors")
-    users, pos, neg = (
-        np.asarray(column[with_user], dtype=np.int64) for column in (train.user_idx, train.positive, train.negative)
-    )
-    if users.max() >= n_users:
-        raise ValueError(f"user_idx {users.max()} >= n_users {n_users}")
-    for name, column in (("positive", pos), ("negative", neg)):
-        if column.min() < 0 or column.max() >= len(features):
-            raise ValueError(f"{name} item outside [0, {len(features)})")
+    users, pos, neg, skipped = _user_triplets(train, n_users, len(features), "training")
+    val_users, val_pos, val_neg, _ = _user_triplets(validation, n_users, len(features), "validation")
 
     device = resolve_device(config.device)
-    say(f"training VBPR on {device}: {len(users)} triplets with a user, {skipped} one-item triplets skipped")
+    say(
+        f"training VBPR on {device}: {len(users)} triplets with a user, {skipped} one-item triplets skipped, "
+        f"{len(val_users)} validation triplets"
+    )
     with deterministic_algorithms(device.type == "cpu"):
         feats = torch.as_tensor(features, dtype=torch.float32).to(device)
         generator = torch.Generator().manual_seed(config.seed)
         net = _VBPRNet(n_users, len(features), features.shape[1], config, generator).to(device)
         users_t, pos_t, neg_t = (torch.from_numpy(a).to(device) for a in (users, pos, neg))
+        validation_t = [torch.from_numpy(a).to(device) for a in (val_users, val_pos, val_neg)]
         optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+        schedule = PlateauSchedule(
+            config.learning_rate, config.lr_decay, config.lr_patience, config.min_learning_rate,
+            config.early_stopping_patience,
+        )
         rng = np.random.default_rng(config.seed)
         n_batches = math.ceil(len(users) / config.batch_size)
-        for epoch in range(1, config.epochs + 1):
+        history: list[dict] = []
+        best_state: dict[str, Tensor] = {}
+        for epoch in range(1, config.max_epochs + 1):
+            learning_rate = schedule.learning_rate
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            started = time.perf_counter()
             order = torch.from_numpy(rng.permutation(len(users))).to(device)
-            loss_sum = 0.0
+            loss_sum = torch.zeros((), device=device)
             for b in range(n_batches):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                diff, sq_norm = net.score_difference(feats, users_t[rows], pos_t[rows], neg_t[rows])
-                global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
-                loss = F.softplus(-diff).mean() + config.l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
+                loss = vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.item() * len(rows)
-            say(f"VBPR epoch {epoch}/{config.epochs} loss {loss_sum / len(users):.4f}")
-
-        # Users without a training triplet hold only their random init: zero it so that their scores are
-        # exactly the non-personalised part, not noise.
-        unseen = np.ones(n_users, dtype=bool)
-        unseen[users] = False
-        with torch.no_grad():
-            user_latent, user_visual = net.user_latent.cpu().numpy().copy(), net.user_visual.cpu().numpy().copy()
-            user_latent[unseen], user_visual[unseen] = 0.0, 0.0
-            return VBPRModel(
-                user_latent,
-                user_visual,
-                net.item_latent.cpu().numpy().copy(),
-                (feats @ net.projection).cpu().numpy(),  # [N, K2] item visual factors
-                (net.item_bias + feats @ net.visual_bias).cpu().numpy(),  # [N] item + visual bias
-                skipped_triplets=skipped,
+                loss_sum += loss.detach() * len(rows)
+            accuracy = _validation_accuracy(net, feats, *validation_t, config.batch_size)
+            if schedule.update(accuracy):
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            history.append(
+                {
+                    "epoch": epoch,
+                    "learning_rate": learning_rate,
+                    "train_loss": loss_sum.item() / len(users),
+                    "validation_accuracy": accuracy,
+                    "seconds": time.perf_counter() - started,
+                }
             )
+            say(
+                f"VBPR epoch {epoch}/{config.max_epochs} lr {learning_rate:.2e} loss {history[-1]['train_loss']:.4f} "
+                f"val_acc {accuracy:.4f}"
+            )
+            if schedule.should_stop:
+                say(f"stopping: {schedule.epochs_since_best} epochs without a better validation accuracy")
+                break
+        say(f"VBPR best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
+        net.load_state_dict(best_state)
+
+        model = _scoring_model(net, feats, np.unique(users), int(skipped))
+    return VBPRTrainingResult(model, pd.DataFrame(history), schedule.best_epoch, str(device))
+
+
+@torch.no_grad()
+def _scoring_model(net: _VBPRNet, features: Tensor, trained_users: np.ndarray, skipped: int) -> VBPRModel:
+    """The numpy scoring model of ``net``: item visual factors E^T f_i and biases beta_i + beta' . f_i precomputed.
+
+    Users without a training triplet hold only their random init: it is zeroed so that their scores are
+    exactly the non-personalised part, not noise.
+    """
+    unseen = np.ones(len(net.user_latent), dtype=bool)
+    unseen[trained_users] = False
+    user_latent, user_visual = net.user_latent.cpu().numpy().copy(), net.user_visual.cpu().numpy().copy()
+    user_latent[unseen], user_visual[unseen] = 0.0, 0.0
+    return VBPRModel(
+        user_latent,
+        user_visual,
+        net.item_latent.cpu().numpy().copy(),
+        (features @ net.projection).cpu().numpy(),  # [N, K2] item visual factors
+        (net.item_bias + features @ net.visual_bias).cpu().numpy(),  # [N] item + visual bias
+        skipped_triplets=skipped,
+    )

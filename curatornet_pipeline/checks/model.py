@@ -1,0 +1,58 @@
+"""Checks on the trained models: each trained on the triplets the paper prescribes for it."""
+
+import json
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from curatornet_pipeline.assets.model import RANDOM_SAMPLING, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS, VBPR_RANDOM_TRIPLETS
+from curatornet_pipeline.storage import read_frame
+
+
+def _vbpr_trained_on(duckdb: DuckDBResource, variant: str, source) -> dg.AssetCheckResult:
+    """Every model of ``variant`` lists exactly ``source``'s strategies and trained on exactly its rows."""
+    marks = ", ".join("?" for _ in source.strategies)
+    with duckdb.get_connection() as con:
+        models = read_frame(
+            con, "SELECT model_id, config, n_train_triplets FROM model.vbpr_models WHERE variant = ?", [variant]
+        )
+        available = int(
+            con.execute(
+                f"SELECT count(*) FROM {source.triplets_table} WHERE split = 'train' AND strategy IN ({marks})",
+                list(source.strategies),
+            ).fetchone()[0]
+        )
+    wrong = {
+        row.model_id: {"strategies": json.loads(row.config).get("strategies"), "n_train_triplets": int(row.n_train_triplets)}
+        for row in models.itertuples()
+        if json.loads(row.config).get("strategies") != list(source.strategies) or int(row.n_train_triplets) != available
+    }
+    return dg.AssetCheckResult(
+        passed=len(models) > 0 and not wrong,
+        metadata={
+            "expected_strategies": list(source.strategies),
+            "expected_train_triplets": available,
+            "models": len(models),
+            "wrong_models": dg.MetadataValue.json(wrong),
+        },
+    )
+
+
+@dg.asset_check(
+    pool="duckdb",
+    asset="vbpr_model",
+    blocking=True,
+    description="Guided VBPR trained on strategies 3 and 4 only (paper 5.1), on every such training triplet.",
+)
+def vbpr_trained_on_strategies_3_and_4(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    return _vbpr_trained_on(duckdb, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS)
+
+
+@dg.asset_check(
+    pool="duckdb",
+    asset="vbpr_random_sampling_model",
+    blocking=True,
+    description="VBPR's random-sampling variant trained on the random_bpr triplets only, on every one of them.",
+)
+def vbpr_trained_on_random_sampling(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    return _vbpr_trained_on(duckdb, RANDOM_SAMPLING, VBPR_RANDOM_TRIPLETS)

@@ -1,0 +1,44 @@
+"""`curatornet materialize --preset paper`: the paper's settings as a run config the real job accepts."""
+
+import dagster as dg
+import pytest
+
+from curatornet_pipeline.assets.model import CuratorNetTrainingConfig, VBPRTrainingConfig
+from curatornet_pipeline.assets.triplets import SamplingConfig
+from curatornet_pipeline.definitions import defs
+from curatornet_pipeline.jobs import FULL_REFRESH_JOB
+from curatornet_pipeline.presets import apply_preset
+
+MODELS = ("curatornet_model", "curatornet_random_sampling_model", "vbpr_model", "vbpr_random_sampling_model")
+
+
+def test_paper_preset_is_a_valid_run_config_with_the_papers_settings():
+    run_config = apply_preset({}, "paper")
+    job = defs.resolve_job_def(FULL_REFRESH_JOB)
+    assert dg.validate_run_config(job, run_config)
+    ops = run_config["ops"]
+    for sampler in ("triplets", "random_triplets"):
+        assert SamplingConfig(**ops[sampler]["config"]).budget().total_train == 10_000_000
+    for model in MODELS:
+        assert ops[model]["config"]["l2_lambdas"] == [0.0, 1e-4, 1e-3, 1e-2]
+    for model in MODELS[:2]:
+        assert CuratorNetTrainingConfig(**ops[model]["config"]).training_config(0.0).learning_rate == 1e-4
+    assert VBPRTrainingConfig(**ops["vbpr_model"]["config"]).vbpr_config(0.0).learning_rate == 1e-3
+
+
+def test_values_from_a_config_file_win_over_the_preset():
+    mine = {"ops": {"curatornet_model": {"config": {"l2_lambdas": [1e-3], "max_epochs": 2}}}}
+    merged = apply_preset(mine, "paper")
+    assert merged["ops"]["curatornet_model"]["config"] == {"l2_lambdas": [1e-3], "max_epochs": 2, "learning_rate": 1e-4}
+    assert mine == {"ops": {"curatornet_model": {"config": {"l2_lambdas": [1e-3], "max_epochs": 2}}}}  # not mutated
+    with pytest.raises(ValueError, match="unknown preset"):
+        apply_preset({}, "fast")
+
+
+@pytest.mark.parametrize("name", ["small_run.yaml", "lambda_grid.yaml"])
+def test_example_configs_are_valid_run_configs(name):
+    import yaml
+    from pathlib import Path
+
+    run_config = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / name).read_text())
+    assert dg.validate_run_config(defs.resolve_job_def(FULL_REFRESH_JOB), run_config)
