@@ -18,7 +18,7 @@ def test_paper_preset_is_a_valid_run_config_with_the_papers_settings():
     assert dg.validate_run_config(job, run_config)
     ops = run_config["ops"]
     for sampler in ("triplets", "random_triplets"):
-        assert SamplingConfig(**ops[sampler]["config"]).budget().total_train == 10_000_000
+        assert SamplingConfig(**ops[sampler]["config"]).budget(n_artworks=6040).total_train == 10_000_000
     for model in MODELS:
         assert ops[model]["config"]["l2_lambdas"] == [0.0, 1e-4, 1e-3, 1e-2]
     for model in MODELS[:2]:
