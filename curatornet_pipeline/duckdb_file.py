@@ -57,19 +57,21 @@ def _first_line(error: BaseException) -> str:
 
 
 def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Raise DatabaseFileError when the file is shorter than the blocks its header says it holds."""
+    """Raise DatabaseFileError when the file is shorter than the blocks in use that its header lists."""
     name = con.execute("SELECT current_database()").fetchone()[0]
     row = con.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size() WHERE database_name = ?", [name]
+        "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = ?", [name]
     ).fetchone()
     if row is None:
         return
-    block_size, total_blocks = int(row[0]), int(row[1])
-    expected = block_size * total_blocks
+    # Only blocks in use must be in the file: DuckDB may cut free blocks off its end, so total_blocks (used +
+    # free) can exceed a whole file's size. N used blocks need at least N blocks of file whatever their order.
+    block_size, used_blocks = int(row[0]), int(row[1])
+    expected = block_size * used_blocks
     actual = path.stat().st_size
     if actual < expected:
         raise DatabaseFileError(
-            f"{path} is damaged: it holds {actual} bytes but its header lists {total_blocks} blocks "
+            f"{path} is damaged: it holds {actual} bytes but its header lists {used_blocks} blocks in use "
             f"({expected} bytes), so it was cut short; {_recovery_hint(path)}"
         )
 

@@ -89,6 +89,7 @@ TABLE_INPUTS: dict[str, tuple[str, ...]] = {
     "evaluation.per_user_metrics": _EVALUATION_INPUTS,
     "evaluation.metric_table": ("evaluation.per_user_metrics",),
     "evaluation.significance_tests": ("evaluation.per_user_metrics",),
+    "evaluation.figure_3": ("evaluation.per_user_metrics",),
 }
 
 
