@@ -10,7 +10,10 @@
 
 Prints JSON, then a markdown table.
 
-    python benchmarks/bench_refresh.py [--scale paper|small|tiny]
+    python benchmarks/bench_refresh.py [--scale paper|small|tiny] [--keep DIR]
+
+With --keep DIR the pipeline output (DuckDB file, gallery, serving snapshot) stays in DIR, e.g. for
+benchmarks/bench_webapp.py.
 """
 
 from __future__ import annotations
@@ -56,9 +59,12 @@ def _served(database: Path, sql: str, params: list | None = None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="paper", choices=["paper", "small", "tiny"])
+    parser.add_argument("--keep", help="keep the pipeline output in this (new or empty) folder")
     args = parser.parse_args()
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench_refresh_") as tmp:
-        data_dir = Path(tmp)
+        data_dir = Path(args.keep).resolve() if args.keep else Path(tmp)
         env = {**os.environ, "CURATORNET_DATA_DIR": str(data_dir), "CURATORNET_DEMO_SCALE": args.scale}
         for name in ("DAGSTER_HOME", "CURATORNET_DUCKDB_PATH", "CURATORNET_SOURCE"):
             env.pop(name, None)

@@ -459,7 +459,9 @@ def similar_artworks(
         "never opens the pipeline's file and never sees a half-written snapshot."
     ),
 )
-def serving_snapshot(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def serving_snapshot(
+    context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
     target = snapshot_path(duckdb.database)
     with duckdb.get_connection() as con:
         model_id = con.execute("SELECT model_id FROM serving.model").fetchone()[0]
@@ -467,6 +469,8 @@ def serving_snapshot(context: dg.AssetExecutionContext, duckdb: DuckDBResource) 
             "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
             "run_id": context.run.run_id,
             "model_id": model_id,
+            # The visitor app appends its likes.csv here, where the sensor and the next refresh read it.
+            "source_folder": str(gallery.folder()),
         }
         publish_snapshot(con, target, info)
     return dg.MaterializeResult(
