@@ -202,3 +202,20 @@ def test_snapshot_holds_the_served_tables_and_the_checks_passed(materialized, se
     }
     for name in ("recommendations_are_available_and_not_owned", "every_user_has_a_full_list", "snapshot_matches_tables"):
         assert checks[name] is True, name
+
+
+def test_batched_top_k_equals_the_one_profile_ranking_ties_included():
+    from curatornet_pipeline.core.batch_recommend import top_k_per_profile
+    from curatornet_pipeline.core.metrics import top_k_order
+
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(50, 4)).astype(np.float32)
+    items[10] = items[3]  # two artworks with equal scores for everyone
+    users = rng.normal(size=(7, 4)).astype(np.float32)
+    candidates = np.sort(rng.choice(50, 30, replace=False))
+    offsets, profiles = np.arange(8), rng.choice(50, 7)
+    top = top_k_per_profile(users, items, candidates, offsets, profiles, k=10, chunk=3)
+    for p in range(7):
+        allowed = candidates[candidates != profiles[p]]
+        expected = allowed[top_k_order(items[allowed] @ users[p], allowed, 10)]
+        assert top.loc[top["profile"] == p, "artwork_idx"].tolist() == expected.tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import socket
@@ -230,3 +231,41 @@ def test_a_refresh_runs_while_the_app_serves_and_the_app_picks_up_the_new_snapsh
     visitor_id = rows[-1]["visitor_id"]
     status, _, body = client.request(f"/users/{visitor_id}")
     assert status == 200 and "liked" in body.decode()
+
+
+# ---------------------------------------------------------------------------------------------- real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def test_a_visitor_likes_three_artworks_in_chromium(server, tmp_path):
+    """Playwright drives Debian's Chromium (.ci/run installs it): likes, live For you, artwork page, screenshots."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "install Debian's chromium (apt-get install -y chromium; .ci/run does it)"
+    shots = Path(os.environ.get("CURATORNET_SCREENSHOT_DIR", tmp_path))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url + "/")
+            assert page.locator("#for-you-grid .card").count() == 0
+            lists = []
+            for n in range(1, 4):
+                page.locator("#catalogue-grid .like").nth(n * 2).click()
+                page.wait_for_function(
+                    f"document.getElementById('for-you-hint').textContent.includes('your {n} like')"
+                )
+                lists.append(page.locator("#for-you-grid .card").evaluate_all("cards => cards.map(c => c.dataset.artwork)"))
+            assert all(lists) and (lists[0] != lists[1] or lists[1] != lists[2])
+            assert page.locator("#catalogue-grid .like.liked").count() >= 3
+            page.screenshot(path=str(shots / "gallery_home.png"))
+
+            page.locator("#for-you-grid .card a").first.click()
+            page.wait_for_selector("#more-like-this .card")
+            assert page.locator("#more-like-this .card").count() > 0
+            assert page.locator(".artist-line").inner_text().startswith("by ")
+            page.screenshot(path=str(shots / "gallery_artwork.png"))
+        finally:
+            browser.close()
+    assert (shots / "gallery_home.png").stat().st_size > 10_000

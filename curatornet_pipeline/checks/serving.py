@@ -53,12 +53,13 @@ def every_user_has_a_full_list(context: dg.AssetCheckExecutionContext, duckdb: D
     with duckdb.get_connection() as con:
         wrong = con.execute(
             """
-            WITH users AS (SELECT DISTINCT user_id FROM serving.interactions),
+            WITH owned_available AS (
+                SELECT i.user_id, count(DISTINCT i.artwork_id) AS n FROM serving.interactions i
+                SEMI JOIN serving.available_artworks a USING (artwork_id) GROUP BY i.user_id),
+            users AS (SELECT DISTINCT user_id FROM serving.interactions),
             open_items AS (
-                SELECT u.user_id, count(*) AS n_open FROM users u CROSS JOIN serving.available_artworks a
-                WHERE NOT EXISTS (SELECT 1 FROM serving.interactions i
-                                  WHERE i.user_id = u.user_id AND i.artwork_id = a.artwork_id)
-                GROUP BY u.user_id),
+                SELECT u.user_id, (SELECT count(*) FROM serving.available_artworks) - coalesce(o.n, 0) AS n_open
+                FROM users u LEFT JOIN owned_available o USING (user_id)),
             served AS (SELECT user_id, count(*) AS n, max(rank) AS top_rank FROM serving.user_recommendations
                        GROUP BY user_id)
             SELECT u.user_id, coalesce(s.n, 0) AS n, least(?, coalesce(o.n_open, 0)) AS expected

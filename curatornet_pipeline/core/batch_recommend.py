@@ -75,8 +75,11 @@ def top_k_per_profile(
         scores[torch.as_tensor(rows[owned]), torch.as_tensor(cols[owned])] = -torch.inf
         if take == 0:
             continue
-        # Sorting by (score desc, candidate position asc) makes ties deterministic: candidates are ascending.
-        order = torch.argsort(-scores, dim=1, stable=True)[:, :take]
+        # topk selects (a full sort per row was the refresh's slowest step); the selected rows are then ordered by
+        # (score desc, candidate position asc), so equal scores rank by artwork index as in top_k_order.
+        best, order = torch.topk(scores, take, dim=1)
+        rank_order = np.lexsort((order.numpy(), -best.numpy()), axis=1)
+        order = torch.gather(order, 1, torch.as_tensor(rank_order))
         best = torch.gather(scores, 1, order)
         keep = torch.isfinite(best).numpy()
         profile = np.repeat(np.arange(start, stop), take).reshape(-1, take)
