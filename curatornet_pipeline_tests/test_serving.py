@@ -84,7 +84,7 @@ def test_likes_file_is_read_and_bad_rows_are_named(tmp_path):
     likes = read_likes(tmp_path, artworks)
     assert likes["artwork_id"].tolist() == ["b", "a"] and likes["user_id"].unique().tolist() == ["v1"]
     (tmp_path / "likes.csv").write_text("visitor_id,artwork_id,timestamp\nv1,zzz,2024-01-01T00:00:00Z\n")
-    with pytest.raises(InputDataError, match=r"likes.csv, row 1, column 'artwork_id'.*'zzz'"):
+    with pytest.raises(InputDataError, match=r"likes.csv, row 1, column .artwork_id.: row 1 \(line 2\): artwork id .zzz. is not in"):
         read_likes(tmp_path, artworks)
 
 

@@ -258,6 +258,19 @@ def _unknown_artwork(table: _CsvTable, i: int, column: str, artwork_id: str, cat
     )
 
 
+def _artwork_indices(table: _CsvTable, column: str, artworks: pd.DataFrame, catalogue: Path) -> np.ndarray:
+    """The canonical index of the artwork named in each row's ``column``; an unknown id names its row."""
+    lookup = _artwork_lookup(artworks)
+    ids = table.frame[column].to_numpy()
+    idx = np.empty(len(ids), dtype=np.int64)
+    for i, artwork_id in enumerate(ids):
+        found = lookup.get(artwork_id)
+        if found is None:
+            raise _unknown_artwork(table, i, column, artwork_id, catalogue)
+        idx[i] = found
+    return idx
+
+
 def _finish_transactions(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["basket_id", "source_row"], kind="stable").reset_index(drop=True)
     frame = frame.astype({"basket_id": np.int64, "artwork_idx": np.int64, "source_row": np.int64})
@@ -329,14 +342,8 @@ def read_generic(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     _require_non_empty(interactions, "user_id")
     _require_non_empty(interactions, "item_id")
     times = _parse_timestamps(interactions, "timestamp", allow_missing=False)
-    lookup = _artwork_lookup(artworks)
     item_ids = interactions.frame["item_id"].to_numpy()
-    idx = np.empty(len(item_ids), dtype=np.int64)
-    for i, artwork_id in enumerate(item_ids):
-        found = lookup.get(artwork_id)
-        if found is None:
-            raise _unknown_artwork(interactions, i, "item_id", artwork_id, items.path)
-        idx[i] = found
+    idx = _artwork_indices(interactions, "item_id", artworks, items.path)
     if "artist_id" in interactions.frame.columns:
         given = interactions.frame["artist_id"].to_numpy()
         expected = artworks["artist_id"].to_numpy()[idx]
@@ -461,16 +468,9 @@ def read_likes(folder: Path, artworks: pd.DataFrame) -> pd.DataFrame:
     _require_non_empty(table, "visitor_id")
     _require_non_empty(table, "artwork_id")
     times = _parse_timestamps(table, "timestamp", allow_missing=False)
-    lookup = _artwork_lookup(artworks)
     ids = table.frame["artwork_id"].to_numpy()
-    idx = np.empty(len(ids), dtype=np.int64)
-    for i, artwork_id in enumerate(ids):
-        found = lookup.get(artwork_id)
-        if found is None:
-            raise InputDataError(
-                path, f"{table.where(i)}: artwork id {artwork_id!r} is not in the catalogue", row=i + 1, column="artwork_id"
-            )
-        idx[i] = found
+    # Named generically: the catalogue is inventory.csv or items.csv, whichever format the folder holds.
+    idx = _artwork_indices(table, "artwork_id", artworks, Path("the catalogue"))
     return pd.DataFrame(
         {
             "user_id": table.frame["visitor_id"].astype(str).to_numpy(),

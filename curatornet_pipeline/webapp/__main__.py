@@ -25,9 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no serving snapshot at {path}: run `make run` first (or `curatornet refresh` after a run)",
               file=sys.stderr)
         return 2
+    import torch
     import uvicorn
 
     from curatornet_pipeline.webapp.app import create_app
+
+    # A request's work is one small user-tower pass and one matrix-vector product: a second intra-op thread buys
+    # nothing there and, on a busy machine, waiting for it dominated the server time.
+    torch.set_num_threads(1)
 
     print(f"serving {path} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(create_app(path), host=args.host, port=args.port, log_level="warning")
