@@ -259,12 +259,15 @@ def test_a_visitor_likes_three_artworks_in_chromium(server, tmp_path):
                 lists.append(page.locator("#for-you-grid .card").evaluate_all("cards => cards.map(c => c.dataset.artwork)"))
             assert all(lists) and (lists[0] != lists[1] or lists[1] != lists[2])
             assert page.locator("#catalogue-grid .like.liked").count() >= 3
+            page.evaluate("window.scrollTo(0, 0)")  # the clicks scrolled down; show For you
+            page.wait_for_load_state("networkidle")  # every thumbnail drawn before the picture is taken
             page.screenshot(path=str(shots / "gallery_home.png"))
 
             page.locator("#for-you-grid .card a").first.click()
             page.wait_for_selector("#more-like-this .card")
             assert page.locator("#more-like-this .card").count() > 0
             assert page.locator(".artist-line").inner_text().startswith("by ")
+            page.wait_for_load_state("networkidle")
             page.screenshot(path=str(shots / "gallery_artwork.png"))
         finally:
             browser.close()
