@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: run test ui install benchmarks clean
+.PHONY: run test ui serve install benchmarks clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[postgres]"
+	$(BIN)/python -m pip install --quiet -e ".[postgres,test]"
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/dagster dev -w workspace.yaml
 
+# The visitor app over the serving snapshot `make run` published; CURATORNET_SERVE_HOST/PORT change the address.
+serve: $(STAMP)
+	$(BIN)/python -m curatornet_pipeline.webapp
+
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_sampling.py
@@ -32,8 +36,9 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_recommend.py
 	$(BIN)/python benchmarks/bench_omp_wait_policy.py
+	$(BIN)/python benchmarks/bench_refresh.py
 	# Last and longest: the whole `make run` on a fresh temporary instance, per-step wall times.
 	$(BIN)/python benchmarks/bench_make_run.py
 
 clean:
-	rm -rf data/curatornet.duckdb data/demo_gallery_* data/reports .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs
+	rm -rf data/curatornet.duckdb data/serving_snapshot.duckdb data/demo_gallery_* data/reports .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

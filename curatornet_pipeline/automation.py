@@ -4,13 +4,16 @@
   the product promise is a model that keeps up with new purchases and uploads without anyone pressing a
   button, and a schedule only fires while the Dagster daemon runs (``make ui`` / ``dagster dev``), so a
   plain ``make run`` or ``make test`` never triggers it.
-- ``source_files_sensor`` starts the same refresh once per change of the input files (new purchases, a new
-  inventory, added images, a new ``resnet_embeddings.npy``), so fresh data does not wait for the next tick.
+- ``source_files_sensor`` starts the fast path (``curatornet_serving_refresh``: no retraining, seconds) once per
+  change of the input files (new purchases, a new inventory, added images, visitor likes, a new
+  ``resnet_embeddings.npy``), so served recommendations follow new data within a minute, while the model
+  itself is retrained on the schedule.
 - ``MODEL_FRESHNESS`` marks the model and metric assets stale in the UI (WARN, then FAIL) when the refresh
   has stopped succeeding. Apply it with :func:`apply_freshness_policies` to the code location's assets.
 
-Both triggers skip while a full refresh is queued or running: a refresh takes its inputs when it starts, so
-a second one would redo the same work, and the DuckDB file admits one writer at a time anyway.
+The schedule skips while a full refresh is queued or running; the sensor waits while either refresh is: a
+refresh takes its inputs when it starts, so a second one would redo the same work, and the DuckDB file admits
+one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import dagster as dg
 
 from curatornet_pipeline.assets.ingest import SOURCE_FILE_NAMES, source_files, source_fingerprint
-from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
+from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
 from curatornet_pipeline.resources import GallerySource
 
 REFRESH_CRON_ENV = "CURATORNET_REFRESH_CRON"
@@ -59,11 +62,9 @@ _IN_FLIGHT_STATUSES = [
 ]
 
 
-def refresh_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
-    """Ids of full-refresh runs that are queued or running on ``instance``."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=FULL_REFRESH_JOB, statuses=_IN_FLIGHT_STATUSES), limit=5
-    )
+def refresh_runs_in_flight(instance: dg.DagsterInstance, job_name: str = FULL_REFRESH_JOB) -> list[str]:
+    """Ids of runs of ``job_name`` (default: the full refresh) that are queued or running on ``instance``."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, statuses=_IN_FLIGHT_STATUSES), limit=5)
     return [record.dagster_run.run_id for record in records]
 
 
@@ -88,8 +89,10 @@ def build_refresh_schedule(cron: str | None = None, timezone: str | None = None)
             job_name=FULL_REFRESH_JOB,
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description=(
-                f"Retrain and re-evaluate everything on '{cron}' ({timezone}); set {REFRESH_CRON_ENV} to change it. "
-                "Skips a tick while a full refresh is still queued or running."
+                f"The slow cadence: retrain and re-evaluate everything on '{cron}' ({timezone}); set "
+                f"{REFRESH_CRON_ENV} to change it. New purchases, uploads and likes reach the served recommendations "
+                "sooner through the source-files sensor's fast path. Skips a tick while a full refresh is still "
+                "queued or running."
             ),
         )
 
@@ -137,13 +140,16 @@ def change_run_key(previous_digest: str | None, current_digest: str) -> str:
 
 @dg.sensor(
     name=SOURCE_SENSOR_NAME,
-    job_name=FULL_REFRESH_JOB,
+    job_name=SERVING_REFRESH_JOB,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Starts a full refresh once per change of the source files (purchases/inventory or items/interactions "
-        "CSVs, resnet_embeddings.npy, the images folder) in the folder of the `gallery` resource. Nothing is "
-        "started for files that the latest source_files materialization already saw, nor while a refresh runs."
+        "The fast cadence (checks every minute): starts the serving refresh (no retraining: new images embedded, "
+        "vectors and every user's top-k recomputed with the current model) once per change of the source files "
+        "(purchases/inventory or items/interactions CSVs, likes.csv from the visitor app, resnet_embeddings.npy, "
+        "the images folder) in the folder of the `gallery` resource. Nothing is started for files that the "
+        "latest source_files materialization already saw, nor while a refresh runs. The retrain runs on the "
+        "schedule."
     ),
 )
 def source_files_sensor(context: dg.SensorEvaluationContext, gallery: GallerySource) -> dg.SensorResult | dg.SkipReason:
@@ -161,10 +167,10 @@ def source_files_sensor(context: dg.SensorEvaluationContext, gallery: GallerySou
     current = source_state_digest(folder, fingerprint)
     if context.cursor == current:
         return dg.SkipReason(f"no change in {folder} since the last tick")
-    busy = refresh_runs_in_flight(context.instance)
+    busy = refresh_runs_in_flight(context.instance) + refresh_runs_in_flight(context.instance, SERVING_REFRESH_JOB)
     if busy:
         # Keep the old cursor: once the run ends, the next tick compares what it ingested with the files.
-        return dg.SkipReason(f"full refresh {busy[0]} is queued or running; will compare the files after it ends")
+        return dg.SkipReason(f"refresh {busy[0]} is queued or running; will compare the files after it ends")
     if _materialized_digest(context.instance) == current:
         return dg.SensorResult(
             skip_reason=f"the latest source_files materialization already ingested these files ({current[:12]})",
@@ -175,7 +181,7 @@ def source_files_sensor(context: dg.SensorEvaluationContext, gallery: GallerySou
         run_requests=[
             dg.RunRequest(
                 run_key=change_run_key(context.cursor, current),
-                tags={**_refresh_tags("source_files_sensor"), SOURCE_DIGEST_TAG: current},
+                tags={TRIGGER_TAG: "source_files_sensor", SOURCE_DIGEST_TAG: current},
             )
         ],
         cursor=current,

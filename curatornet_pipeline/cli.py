@@ -87,6 +87,28 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    """The fast path: new purchases, likes and images in, new served recommendations out, no retraining."""
+    from curatornet_pipeline.definitions import defs
+    from curatornet_pipeline.runner import refresh_serving
+    from curatornet_pipeline.snapshot import snapshot_path
+
+    run_config = {
+        "loggers": {"console": {"config": {"log_level": args.log_level}}},
+        "ops": {"served_recommendations": {"config": {"k": args.k}}},
+    }
+    print(f"refreshing served recommendations in {settings.duckdb_path()} (no retraining)", flush=True)
+    started = time.perf_counter()
+    with _instance() as instance:
+        result = refresh_serving(defs, instance=instance, run_config=run_config, raise_on_error=False)
+    seconds = time.perf_counter() - started
+    if not result.success:
+        print(f"refresh {result.run_id} FAILED after {seconds:.1f} s; see the log above", file=sys.stderr)
+        return 1
+    print(f"refresh {result.run_id} succeeded in {seconds:.1f} s; snapshot {snapshot_path(settings.duckdb_path())}")
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -295,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     materialize.set_defaults(func=cmd_materialize)
+
+    refresh = sub.add_parser(
+        "refresh",
+        help="the fast path: re-read the sources (purchases, likes, new images) and recompute every served "
+        "recommendation with the current model, without retraining",
+    )
+    refresh.add_argument("--k", type=int, default=100, help="recommendations per user (default 100)")
+    refresh.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING"])
+    refresh.set_defaults(func=cmd_refresh)
 
     metrics = sub.add_parser("metrics", help="print the metric table (the paper's Table 2 layout)")
     metrics.add_argument("--database", help=database_help)

@@ -23,3 +23,17 @@ full_refresh_job = dg.define_asset_job(
     "embeddings, evaluation. Launch it with the ALL_STRATEGIES_TAGS range tags to cover all six triplet "
     "partitions in one run, or with a partition key to resample one strategy.",
 )
+
+SERVING_REFRESH_JOB = "curatornet_serving_refresh"
+SERVING_GROUP = "serving"
+
+# The fast path: the source files, then the serving group only. Nothing here trains, clusters or samples.
+serving_refresh_job = dg.define_asset_job(
+    SERVING_REFRESH_JOB,
+    selection=dg.AssetSelection.assets("source_files") | dg.AssetSelection.groups(SERVING_GROUP),
+    description="The fast path, seconds instead of a retrain: re-read the source files (purchases, inventory, "
+    "likes), embed only images never embedded before, then item vectors, user vectors, available artworks, "
+    "every user's top-k and 'more like this' with the current serving model, and publish the app's snapshot. "
+    "Started by the source-files sensor on every change and by `curatornet refresh`; the model and evaluation "
+    "tables are not touched (the full retrain, curatornet_full_refresh, runs on the schedule).",
+)

@@ -8,7 +8,38 @@ import dagster as dg
 
 from curatornet_pipeline import pool_wait  # noqa: F401  (in-process runs wait for pool slots responsively)
 from curatornet_pipeline.instance_health import release_dead_runs, this_process_tags
-from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
+from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
+
+
+def _execute_job(
+    defs: dg.Definitions,
+    job_name: str,
+    *,
+    instance: dg.DagsterInstance | None,
+    run_config: Mapping | None,
+    raise_on_error: bool,
+    report: Callable[[str], None] | None,
+    tags: Mapping[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run ``job_name`` in this process after clearing runs whose process died (their pool slots freed).
+
+    A killed earlier run therefore cannot block this one; ``report`` receives one line per run it cleared.
+    """
+    job = defs.resolve_job_def(job_name)
+    if instance is not None:
+        for message in release_dead_runs(instance):
+            if report:
+                report(message)
+    result = job.execute_in_process(
+        instance=instance,
+        run_config=dict(run_config or {}),
+        tags={**(tags or {}), **this_process_tags()},
+        raise_on_error=raise_on_error,
+    )
+    if instance is not None and instance.event_log_storage.supports_global_concurrency_limits:
+        # The run is over in this process; a step that was interrupted must not keep its slot.
+        instance.event_log_storage.free_concurrency_slots_for_run(result.run_id)
+    return result
 
 
 def materialize_everything(
@@ -19,23 +50,32 @@ def materialize_everything(
     raise_on_error: bool = True,
     report: Callable[[str], None] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run the full-refresh job (every asset, every check, all six triplet partitions) in this process.
-
-    Runs of ``instance`` whose process died are marked failed first (their pool slots freed), so a killed
-    earlier run cannot block this one; ``report`` receives one line per run it cleared.
-    """
-    job = defs.resolve_job_def(FULL_REFRESH_JOB)
-    if instance is not None:
-        for message in release_dead_runs(instance):
-            if report:
-                report(message)
-    result = job.execute_in_process(
+    """Run the full-refresh job (every asset, every check, all six triplet partitions) in this process."""
+    return _execute_job(
+        defs,
+        FULL_REFRESH_JOB,
         instance=instance,
-        run_config=dict(run_config or {}),
-        tags={**ALL_STRATEGIES_TAGS, **this_process_tags()},
+        run_config=run_config,
         raise_on_error=raise_on_error,
+        report=report,
+        tags=ALL_STRATEGIES_TAGS,
     )
-    if instance is not None and instance.event_log_storage.supports_global_concurrency_limits:
-        # The run is over in this process; a step that was interrupted must not keep its slot.
-        instance.event_log_storage.free_concurrency_slots_for_run(result.run_id)
-    return result
+
+
+def refresh_serving(
+    defs: dg.Definitions,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    run_config: Mapping | None = None,
+    raise_on_error: bool = True,
+    report: Callable[[str], None] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run the fast path (source files, then the serving group: no training) in this process."""
+    return _execute_job(
+        defs,
+        SERVING_REFRESH_JOB,
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+        report=report,
+    )

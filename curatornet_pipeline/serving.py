@@ -1,7 +1,7 @@
-"""Cold-start recommendations from the DuckDB file: the latest trained model and its cached item vectors.
+"""Cold-start recommendations from the DuckDB file: the serving model and its cached item vectors.
 
-Nothing is retrained: the model's weights and item vectors are read from the tables written by the
-``curatornet_model`` and ``item_embeddings`` assets.
+Nothing is retrained: the model's weights come from ``curatornet_model``, item vectors from the serving
+assets (or ``item_embeddings`` for another model), and only available artworks are recommended.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from curatornet_pipeline.core.ingest import IMAGE_EXTENSIONS
@@ -18,6 +19,7 @@ from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.duckdb_file import connect_for_reading
 from curatornet_pipeline.lineage import require_consistent
+from curatornet_pipeline.serving_model import serving_model
 from curatornet_pipeline.storage import load_item_vectors, read_frame, table_exists
 
 
@@ -49,46 +51,59 @@ class LoadedRecommender:
 
 
 def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecommender:
-    """The named model, or else the best (validation accuracy) six-strategy model of the latest training run."""
+    """The named model, or else the serving model (see ``serving_model``), recommending available artworks only.
+
+    Item vectors come from serving.item_vectors for the serving model (they cover artworks uploaded since the
+    last retrain) and from model.item_embeddings for any other model; availability from
+    serving.available_artworks.
+    """
     with connect_for_reading(Path(database)) as con:
         for table, asset in (
             ("model.curatornet_models", "curatornet_model"),
             ("model.item_embeddings", "item_embeddings"),
+            ("serving.available_artworks", "available_artworks (curatornet refresh)"),
         ):
             if not table_exists(con, table):
                 raise RuntimeError(f"{database} has no {table}: materialize '{asset}' first (make run)")
         require_consistent(con, ["model.curatornet_models", "model.item_embeddings"])
-        if model_id is None:
-            row = con.execute(
-                """
-                SELECT model_id FROM model.curatornet_models
-                WHERE variant = 'six_strategies'
-                  AND run_id = (SELECT arg_max(run_id, trained_at) FROM model.curatornet_models
-                                WHERE variant = 'six_strategies')
-                ORDER BY validation_accuracy DESC, model_id LIMIT 1
-                """
-            ).fetchone()
-            if row is None:
-                raise RuntimeError("model.curatornet_models holds no six-strategy model")
-            model_id = row[0]
+        chosen = serving_model(con)
+        model_id = model_id or chosen.model_id
         found = con.execute(
             "SELECT weights, trained_at, run_id FROM model.curatornet_models WHERE model_id = ?", [model_id]
         ).fetchone()
         if found is None:
             known = [r[0] for r in con.execute("SELECT model_id FROM model.curatornet_models").fetchall()]
             raise ValueError(f"unknown model id {model_id!r}; stored models: {', '.join(known)}")
-        ids = read_frame(
-            con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
-        )["artwork_id"].tolist()
-        vectors = load_item_vectors(con, model_id, found[2])
+        if model_id == chosen.model_id and table_exists(con, "serving.item_vectors"):
+            rows = con.execute(
+                "SELECT v.artwork_id, v.vector, v.model_run_id, a.artwork_id IS NOT NULL AS available "
+                "FROM serving.item_vectors v LEFT JOIN serving.available_artworks a USING (artwork_id) "
+                "WHERE v.model_id = ? ORDER BY v.artwork_id",
+                [model_id],
+            ).fetchnumpy()
+            if len(rows["artwork_id"]) == 0 or (rows["model_run_id"] != found[2]).any():
+                raise RuntimeError(
+                    f"serving.item_vectors does not hold vectors of the current weights of {model_id}: "
+                    "re-materialize item_embeddings and the serving assets (make run, or curatornet refresh)"
+                )
+            ids = [str(i) for i in rows["artwork_id"]]
+            vectors = np.stack(rows["vector"]).astype(np.float32)
+            available = rows["available"].astype(bool)
+        else:
+            ids = read_frame(
+                con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
+            )["artwork_id"].tolist()
+            vectors = load_item_vectors(con, model_id, found[2])
+            served = set(read_frame(con, "SELECT artwork_id FROM serving.available_artworks")["artwork_id"])
+            available = np.array([i in served for i in ids], dtype=bool)
     model = _load_model(bytes(found[0]), model_id, Path(database))
-    return LoadedRecommender(Recommender(model, vectors, ids), model_id, found[1])
+    return LoadedRecommender(Recommender(model, vectors, ids, available), model_id, found[1])
 
 
 def recommend_for_items(
     database: Path, item_ids: list[str], k: int = 20, model_id: str | None = None
 ) -> tuple[pd.DataFrame, str]:
-    """Top-k artworks for a new user who likes ``item_ids`` (those excluded), and the model id used."""
+    """Top-k available artworks for a new user who likes ``item_ids`` (those excluded), and the model id used."""
     loaded = load_recommender(database, model_id)
     return loaded.recommender.recommend(item_ids, k=k), loaded.model_id
 

@@ -13,7 +13,7 @@ from curatornet_pipeline import automation
 from curatornet_pipeline.assets.ingest import source_files, source_fingerprint
 from curatornet_pipeline.core.sampling import STRATEGIES
 from curatornet_pipeline.definitions import ALL_ASSETS, build_definitions
-from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
+from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
 from curatornet_pipeline.resources import CuratorDuckDB, GallerySource
 from curatornet_pipeline_tests.conftest import tiny_resources
 
@@ -46,10 +46,11 @@ def run_requests(result) -> list[dg.RunRequest]:
     return list(result.run_requests or []) if isinstance(result, dg.SensorResult) else []
 
 
-def start_refresh_run(instance: dg.DagsterInstance, tmp_path: Path) -> dg.DagsterRun:
-    """Record a full-refresh run that is running right now (as a launched run would be)."""
-    job = build_definitions(tiny_resources(tmp_path)).resolve_job_def(FULL_REFRESH_JOB)
-    return instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED, tags=ALL_STRATEGIES_TAGS)
+def start_refresh_run(instance: dg.DagsterInstance, tmp_path: Path, job_name: str = FULL_REFRESH_JOB) -> dg.DagsterRun:
+    """Record a refresh run that is running right now (as a launched run would be)."""
+    job = build_definitions(tiny_resources(tmp_path)).resolve_job_def(job_name)
+    tags = ALL_STRATEGIES_TAGS if job_name == FULL_REFRESH_JOB else {}
+    return instance.create_run_for_job(job, status=dg.DagsterRunStatus.STARTED, tags=tags)
 
 
 # ---------------------------------------------------------------------------------------------- schedule
@@ -146,8 +147,8 @@ def test_sensor_requests_one_run_per_change(tmp_path):
         assert first.cursor
         assert request.run_key == automation.change_run_key(None, first.cursor)
         assert request.tags[automation.SOURCE_DIGEST_TAG] == first.cursor
-        for key, value in ALL_STRATEGIES_TAGS.items():
-            assert request.tags[key] == value
+        # The fast path: no partitioned asset, so no partition range tags.
+        assert not set(ALL_STRATEGIES_TAGS) & set(request.tags)
 
         # The cursor round-trips through a fresh context: same files, no run.
         unchanged = tick(gallery, instance, cursor=first.cursor)
@@ -182,10 +183,11 @@ def test_run_key_names_the_transition():
     assert automation.change_run_key(a, b) == automation.change_run_key(a, b)
 
 
-def test_sensor_waits_for_a_running_refresh(tmp_path):
+@pytest.mark.parametrize("job_name", [FULL_REFRESH_JOB, SERVING_REFRESH_JOB])
+def test_sensor_waits_for_a_running_refresh(tmp_path, job_name):
     folder = write_ugallery_folder(tmp_path / "gallery")
     with dg.DagsterInstance.ephemeral() as instance:
-        running = start_refresh_run(instance, tmp_path)
+        running = start_refresh_run(instance, tmp_path, job_name)
         result = tick(GallerySource(source=str(folder)), instance)
     # Skipped without moving the cursor, so the change is still seen after the run ends.
     assert isinstance(result, dg.SkipReason)
@@ -253,8 +255,8 @@ def test_code_location_carries_the_automation(tmp_path):
     defs = build_definitions(tiny_resources(tmp_path))
     schedule = defs.resolve_schedule_def(automation.REFRESH_SCHEDULE_NAME)
     sensor = defs.resolve_sensor_def(automation.SOURCE_SENSOR_NAME)
-    assert schedule.job_name == FULL_REFRESH_JOB
-    assert sensor.job_name == FULL_REFRESH_JOB
+    assert schedule.job_name == FULL_REFRESH_JOB  # the slow cadence retrains
+    assert sensor.job_name == SERVING_REFRESH_JOB  # new data takes the fast path
     assert sensor.minimum_interval_seconds == automation.SENSOR_INTERVAL_SECONDS
     graph = defs.resolve_asset_graph()
     fresh = [k for k in graph.get_all_asset_keys() if graph.get(k).freshness_policy == automation.MODEL_FRESHNESS]

@@ -43,6 +43,7 @@ from curatornet_pipeline.core.picture import PictureRow, contact_sheet
 from curatornet_pipeline.core.vbpr import VBPRModel
 from curatornet_pipeline.lineage import require_consistent, table_inputs
 from curatornet_pipeline.resources import GallerySource
+from curatornet_pipeline.serving_model import serving_model
 from curatornet_pipeline.storage import load_item_vectors, load_user_vectors, read_frame, replace_tables, require_table
 
 GROUP = "evaluation"
@@ -286,7 +287,8 @@ class GalleryConfig(dg.Config):
     pool="duckdb",
     description=(
         "A picture per evaluation user for a few users: purchase history, held-out basket, and the top-k "
-        "recommendations of the best six-strategy CuratorNet with hits framed in green. PNGs under "
+        "recommendations of the serving model (the six-strategy CuratorNet with the best validation accuracy of "
+        "the latest training run) with hits framed in green. PNGs under "
         "<data_dir>/reports/ and inline in metadata."
     ),
 )
@@ -294,13 +296,8 @@ def recommendation_gallery(
     context: dg.AssetExecutionContext, config: GalleryConfig, duckdb: DuckDBResource, gallery: GallerySource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        table = read_frame(
-            con,
-            "SELECT method FROM evaluation.metric_table WHERE method LIKE 'CuratorNet (%' ORDER BY auc DESC LIMIT 1",
-        )
-        if table.empty:
-            raise RuntimeError("evaluation.metric_table holds no six-strategy CuratorNet row")
-        method = table["method"].iloc[0]
+        chosen_model = serving_model(con)
+        method = _curatornet_label(chosen_model.variant, chosen_model.l2_lambda)
         recs = read_frame(
             con,
             "SELECT user_id, rank, artwork_id, is_hit FROM evaluation.recommendations WHERE method = ? AND rank <= ? "

@@ -1,5 +1,6 @@
 """Features group: ResNet50 image embeddings and the silhouette-selected visual clusters."""
 
+import json
 import time
 from typing import Optional
 
@@ -15,7 +16,9 @@ from curatornet_pipeline.core.clustering import cluster_embeddings
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     embed_images,
+    image_content_hashes,
     load_embeddings_npy,
+    vector_content_hashes,
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.ingest import find_image_files
@@ -87,6 +90,8 @@ def resnet50_embeddings(
         embeddings = load_embeddings_npy(folder / NPY_NAME, ids)
         metadata["embedding_source"] = f"precomputed file {folder / NPY_NAME}"
         metadata["weights"] = "as computed by whoever produced the .npy file"
+        embedder = {"source": "npy"}
+        content_keys = vector_content_hashes(embeddings)
     else:
         weights = _resolve_weights(config, gallery)
         image_size = _resolve_image_size(config, gallery)
@@ -118,9 +123,19 @@ def resnet50_embeddings(
         }.get(weights, f"local weights file {weights}")
         metadata["image_size"] = image_size
         metadata["images_per_second"] = float(len(ids) / max(elapsed, 1e-9))
+        embedder = {"source": "images", "weights": weights, "seed": config.seed, "image_size": image_size}
+        content_keys = image_content_hashes([paths[i] for i in ids])
     validate_embedding_matrix(embeddings, metadata["embedding_source"])
+    # The content key (image bytes or vector hash) and the embedder let serving reuse these vectors for
+    # unchanged images and embed only new ones the same way (assets/serving.py).
     frame = pd.DataFrame(
-        {"artwork_idx": artworks["artwork_idx"], "artwork_id": ids, "embedding": vector_column(embeddings)}
+        {
+            "artwork_idx": artworks["artwork_idx"],
+            "artwork_id": ids,
+            "content_key": content_keys,
+            "embedder": json.dumps(embedder, sort_keys=True),
+            "embedding": vector_column(embeddings),
+        }
     )
     with duckdb.get_connection() as con:
         replace_tables(

@@ -18,6 +18,7 @@ it with an unpickler that only admits the numpy classes such an array needs, the
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -335,3 +336,21 @@ def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray)
         array[i, 0] = str(artwork_id)
         array[i, 1] = np.asarray(emb[i], dtype=np.float32)
     np.save(Path(path), array, allow_pickle=True)
+
+
+def image_content_hashes(paths: Sequence[Path]) -> list[str]:
+    """SHA-256 of each file's bytes: the key under which an image's embedding is kept and reused."""
+    hashes = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        hashes.append(digest.hexdigest())
+    return hashes
+
+
+def vector_content_hashes(vectors: np.ndarray) -> list[str]:
+    """SHA-256 of each float32 row: the content key of an embedding that came without an image (.npy)."""
+    rows = np.ascontiguousarray(vectors, dtype=np.float32)
+    return [hashlib.sha256(row.tobytes()).hexdigest() for row in rows]

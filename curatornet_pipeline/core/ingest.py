@@ -336,6 +336,19 @@ def _assign_baskets(transactions: pd.DataFrame) -> pd.Series:
     return transactions.groupby(["user_id", "purchase_timestamp"], sort=True).ngroup()
 
 
+def _artwork_indices(table: _CsvTable, column: str, artworks: pd.DataFrame, catalogue: Path) -> np.ndarray:
+    """The canonical index of the artwork named in each row's ``column``; an unknown id names its row."""
+    lookup = _artwork_lookup(artworks)
+    ids = table.frame[column].to_numpy()
+    idx = np.empty(len(ids), dtype=np.int64)
+    for i, artwork_id in enumerate(ids):
+        found = lookup.get(artwork_id)
+        if found is None:
+            raise _unknown_artwork(table, i, column, artwork_id, catalogue)
+        idx[i] = found
+    return idx
+
+
 def _finish_transactions(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["basket_id", "source_row"], kind="stable").reset_index(drop=True)
     frame = frame.astype({"basket_id": np.int64, "artwork_idx": np.int64, "source_row": np.int64})
@@ -408,14 +421,8 @@ def read_generic(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     _require_non_empty(interactions, "user_id")
     _require_non_empty(interactions, "item_id")
     times = _parse_timestamps(interactions, "timestamp", allow_missing=False)
-    lookup = _artwork_lookup(artworks)
     item_ids = interactions.frame["item_id"].to_numpy()
-    idx = np.empty(len(item_ids), dtype=np.int64)
-    for i, artwork_id in enumerate(item_ids):
-        found = lookup.get(artwork_id)
-        if found is None:
-            raise _unknown_artwork(interactions, i, "item_id", artwork_id, items.path)
-        idx[i] = found
+    idx = _artwork_indices(interactions, "item_id", artworks, items.path)
     if "artist_id" in interactions.frame.columns:
         given = interactions.frame["artist_id"].to_numpy()
         expected = artworks["artist_id"].to_numpy()[idx]
@@ -504,3 +511,76 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
             f"({', '.join(IMAGE_EXTENSIONS)}), e.g. {missing[:_MAX_LISTED]}",
         )
     return {artwork_id: candidates[artwork_id][0] for artwork_id in artwork_ids}
+
+
+# --- serving inputs: visitor likes and explicit availability ---------------------------------------------
+
+LIKES_FILE = "likes.csv"
+LIKE_COLUMNS = ["user_id", "artwork_id", "artwork_idx", "like_timestamp", "source_row"]
+AVAILABILITY_COLUMN = "available"
+_TRUE_WORDS = {"1", "true", "yes", "y", "t"}
+_FALSE_WORDS = {"0", "false", "no", "n", "f"}
+
+
+def read_likes(folder: Path, artworks: pd.DataFrame) -> pd.DataFrame:
+    """Read the visitor app's ``likes.csv`` (``visitor_id, artwork_id, timestamp``) when the folder has one.
+
+    Likes are positive interactions of a visitor (a user id of their own). A missing file means no likes;
+    an unknown artwork id or a bad timestamp fails with the file, row and reason, like the purchase files.
+    Returns ``user_id, artwork_id, artwork_idx, like_timestamp, source_row`` in file order.
+    """
+    path = Path(folder) / LIKES_FILE
+    no_likes = pd.DataFrame(
+        {"user_id": [], "artwork_id": [], "artwork_idx": np.zeros(0, np.int64),
+         "like_timestamp": np.zeros(0, "datetime64[ns]"), "source_row": np.zeros(0, np.int64)}
+    ).astype({"user_id": object, "artwork_id": object})
+    if not path.is_file():
+        return no_likes
+    lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    if len(lines) == 1:
+        # The app writes the header when it creates the file: a header alone means no like yet.
+        header = lines[0].split(",")
+        if [c.strip() for c in header] == ["visitor_id", "artwork_id", "timestamp"]:
+            return no_likes
+    table = _read_csv_table(path, ["visitor_id", "artwork_id", "timestamp"])
+    _require_non_empty(table, "visitor_id")
+    _require_non_empty(table, "artwork_id")
+    times = _parse_timestamps(table, "timestamp", allow_missing=False)
+    ids = table.frame["artwork_id"].to_numpy()
+    # Named generically: the catalogue is inventory.csv or items.csv, whichever format the folder holds.
+    idx = _artwork_indices(table, "artwork_id", artworks, Path("the catalogue"))
+    return pd.DataFrame(
+        {
+            "user_id": table.frame["visitor_id"].astype(str).to_numpy(),
+            "artwork_id": pd.Series(ids, dtype=object).astype(str).to_numpy(),
+            "artwork_idx": idx,
+            "like_timestamp": times.to_numpy(dtype="datetime64[ns]"),
+            "source_row": np.arange(1, len(ids) + 1, dtype=np.int64),
+        }
+    )[LIKE_COLUMNS]
+
+
+def read_availability(folder: Path) -> pd.Series | None:
+    """The optional ``available`` column of a generic ``items.csv`` (artwork id -> bool), or None without one.
+
+    Values: 1/0, true/false, yes/no (any case). An empty cell means "not stated": the sold/print rule decides.
+    """
+    folder = Path(folder)
+    if detect_source_format(folder) != "generic":
+        return None
+    table = _read_csv_table(folder / "items.csv", ["item_id"], [AVAILABILITY_COLUMN])
+    if AVAILABILITY_COLUMN not in table.frame.columns:
+        return None
+    values = table.frame[AVAILABILITY_COLUMN].str.lower().to_numpy()
+    bad = np.flatnonzero([v not in _TRUE_WORDS | _FALSE_WORDS | {""} for v in values])
+    if len(bad):
+        i = int(bad[0])
+        raise InputDataError(
+            table.path,
+            f"{table.where(i)}: availability {values[i]!r} is not one of 1/0, true/false, yes/no (or empty)",
+            row=i + 1,
+            column=AVAILABILITY_COLUMN,
+        )
+    stated = values != ""
+    flags = pd.Series([v in _TRUE_WORDS for v in values[stated]], index=table.frame["item_id"].to_numpy()[stated])
+    return flags.astype(bool)

@@ -21,8 +21,17 @@ from curatornet_pipeline.core.model import CuratorNet
 class Recommender:
     """Recommends artworks for any set of artwork ids, new users included."""
 
-    def __init__(self, model: CuratorNet, item_vectors: np.ndarray, artwork_ids: Sequence[str]):
-        """item_vectors: [N, D] CuratorNet item vectors aligned with artwork_ids (the artwork_idx order)."""
+    def __init__(
+        self,
+        model: CuratorNet,
+        item_vectors: np.ndarray,
+        artwork_ids: Sequence[str],
+        available: np.ndarray | None = None,
+    ):
+        """item_vectors: [N, D] CuratorNet item vectors aligned with artwork_ids (the artwork_idx order).
+
+        available: optional boolean [N]; only those artworks are recommended (a profile may hold any artwork).
+        """
         item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
         if item_vectors.ndim != 2 or item_vectors.shape != (len(artwork_ids), model.config.embedding_dim):
             raise ValueError(
@@ -35,6 +44,9 @@ class Recommender:
         self._index = {artwork_id: i for i, artwork_id in enumerate(self.artwork_ids)}
         if len(self._index) != len(self.artwork_ids):
             raise ValueError("artwork_ids contain duplicates")
+        self.available = np.ones(len(self.artwork_ids), dtype=bool) if available is None else np.asarray(available, bool)
+        if self.available.shape != (len(self.artwork_ids),):
+            raise ValueError(f"available has shape {self.available.shape}, expected ({len(self.artwork_ids)},)")
 
     @classmethod
     def from_features(cls, model: CuratorNet, features: np.ndarray, artwork_ids: Sequence[str]) -> "Recommender":
@@ -54,9 +66,10 @@ class Recommender:
             raise ValueError(f"unknown artwork ids: {', '.join(map(repr, unknown))}")
         profile = np.array([self._index[str(i)] for i in item_ids], dtype=np.int64)
 
-        candidates = np.arange(len(self.artwork_ids))
+        allowed = self.available.copy()
         if exclude_profile:
-            candidates = np.delete(candidates, np.unique(profile))
+            allowed[profile] = False
+        candidates = np.flatnonzero(allowed)
         scores = curatornet_scores(self.model, self.item_vectors, profile, candidates)
         top = top_k_order(scores, candidates, k)
         return pd.DataFrame(

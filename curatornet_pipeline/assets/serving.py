@@ -1,0 +1,482 @@
+"""Serving group: the inventory, every customer's recommendations, "more like this", and the app's snapshot.
+
+These assets are the fast path (job ``curatornet_serving_refresh``): they re-read the source files, embed
+only images never embedded before, and recompute vectors and top-k lists with the current serving model.
+They never train, never cluster, never sample triplets, and write only the ``serving`` schema (plus the
+snapshot file), so the model and evaluation tables of the last full retrain stay exactly as they were.
+"""
+
+
+import json
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+from sklearn.preprocessing import StandardScaler
+
+from curatornet_pipeline.assets.metadata import table_metadata
+from curatornet_pipeline.core.batch_recommend import profile_vectors, top_k_per_profile
+from curatornet_pipeline.core.embeddings import (
+    build_resnet50_backbone,
+    embed_images,
+    image_content_hashes,
+    load_embeddings_npy,
+    vector_content_hashes,
+)
+from curatornet_pipeline.core.ingest import find_image_files, read_availability, read_likes, read_source
+from curatornet_pipeline.core.inventory import LIKE, PURCHASE, interactions_table, inventory_table, user_profiles
+from curatornet_pipeline.core.training import model_from_bytes
+from curatornet_pipeline.resources import GallerySource
+from curatornet_pipeline.serving_model import serving_model
+from curatornet_pipeline.snapshot import publish_snapshot, snapshot_path
+from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, table_exists, vector_column
+
+GROUP = "serving"
+OWNERS = ["team:curatornet"]
+NPY_NAME = "resnet_embeddings.npy"
+
+
+# ------------------------------------------------------------------------------------------- inventory
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "available_artworks",
+            group_name=GROUP,
+            kinds={"duckdb", "pandas"},
+            owners=OWNERS,
+            deps=["source_files"],
+            description=(
+                "What the gallery can sell now (serving.available_artworks), re-read from the source files: every "
+                "uploaded artwork except one-of-a-kind works already sold (bought once = sold, twice or more = a "
+                "reproducible print; a generic items.csv may state it in an 'available' column). serving.catalogue "
+                "keeps every artwork with its availability and image file."
+            ),
+        ),
+        dg.AssetSpec(
+            "served_interactions",
+            group_name=GROUP,
+            kinds={"duckdb", "pandas"},
+            owners=OWNERS,
+            deps=["source_files"],
+            description=(
+                "Every positive interaction, re-read from the source files (serving.interactions): all purchases, "
+                "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles."
+            ),
+        ),
+    ],
+    pool="duckdb",
+)
+def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource):
+    folder = gallery.folder()
+    artworks, transactions = read_source(folder)
+    likes = read_likes(folder, artworks)
+    catalogue = inventory_table(artworks, transactions, read_availability(folder))
+    if (folder / "images").is_dir():
+        files = find_image_files(folder, catalogue["artwork_id"].tolist())
+        catalogue["image_file"] = [str(files[a]) for a in catalogue["artwork_id"]]
+    else:
+        catalogue["image_file"] = None
+    interactions = interactions_table(transactions, likes)
+    available = catalogue.loc[catalogue["available"]].drop(columns=["available"])
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {
+                "serving.catalogue": catalogue,
+                "serving.available_artworks": available,
+                "serving.interactions": interactions,
+            },
+            {"serving.catalogue": {"image_file": "VARCHAR"}, "serving.available_artworks": {"image_file": "VARCHAR"}},
+        )
+        available_meta = table_metadata(con, "serving.available_artworks")
+        interaction_meta = table_metadata(con, "serving.interactions")
+    context.log.info(f"{len(available)} of {len(catalogue)} artworks available; {len(likes)} likes")
+    yield dg.MaterializeResult(
+        asset_key="available_artworks",
+        metadata={
+            **available_meta,
+            "n_catalogue": len(catalogue),
+            "n_sold_one_of_a_kind": int((~catalogue["available"]).sum()),
+            "n_prints": int((catalogue["kind"] == "print").sum()),
+            "availability_rules": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in catalogue["availability_rule"].value_counts().items()}
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="served_interactions",
+        metadata={
+            **interaction_meta,
+            "n_users": int(interactions["user_id"].nunique()),
+            "n_purchases": int((interactions["kind"] == PURCHASE).sum()),
+            "n_likes": int((interactions["kind"] == LIKE).sum()),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------- embeddings
+
+
+class ServingEmbeddingConfig(dg.Config):
+    batch_size: int = Field(default=64, description="Images per ResNet50 forward pass (new images only).")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+
+
+def _training_embedder(con) -> dict:
+    """How the training catalogue was embedded; new images must be embedded the same way."""
+    require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
+    columns = {r[0] for r in con.execute("DESCRIBE features.resnet50_embeddings").fetchall()}
+    if not {"content_key", "embedder"} <= columns:
+        raise RuntimeError(
+            "features.resnet50_embeddings predates serving (no content_key/embedder columns): "
+            "re-materialize resnet50_embeddings with a full run (make run)"
+        )
+    embedders = [r[0] for r in con.execute("SELECT DISTINCT embedder FROM features.resnet50_embeddings").fetchall()]
+    if len(embedders) != 1:
+        raise RuntimeError(f"features.resnet50_embeddings mixes embedders {embedders}: re-materialize it")
+    return json.loads(embedders[0])
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "duckdb"},
+    owners=OWNERS,
+    deps=["available_artworks", "resnet50_embeddings"],
+    pool="duckdb",
+    description=(
+        "A 2048-d ResNet50 embedding per catalogue artwork (serving.artwork_embeddings), kept by image content "
+        "(SHA-256 of the file): an unchanged image reuses its stored vector, only new or changed images go "
+        "through ResNet50, with the same weights and input size as the training catalogue."
+    ),
+)
+def serving_embeddings(
+    context: dg.AssetExecutionContext, config: ServingEmbeddingConfig, gallery: GallerySource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    with duckdb.get_connection() as con:
+        embedder = _training_embedder(con)
+        catalogue = read_frame(con, "SELECT artwork_id, image_file FROM serving.catalogue ORDER BY artwork_idx")
+        known = read_frame(con, "SELECT content_key, embedding FROM features.resnet50_embeddings")
+        if table_exists(con, "serving.artwork_embeddings"):
+            previous = read_frame(
+                con, "SELECT content_key, embedding FROM serving.artwork_embeddings WHERE embedder = ?",
+                [json.dumps(embedder, sort_keys=True)],
+            )
+            known = pd.concat([known, previous], ignore_index=True)
+    ids = catalogue["artwork_id"].tolist()
+    if embedder["source"] == "npy":
+        # The file holds every vector already; its rows are checked against the current catalogue.
+        embeddings = load_embeddings_npy(gallery.folder() / NPY_NAME, ids)
+        keys = vector_content_hashes(embeddings)
+        n_new = int((~pd.Series(keys).isin(known["content_key"])).sum())
+    else:
+        if catalogue["image_file"].isna().any():
+            raise RuntimeError(f"the training catalogue was embedded from images, but {gallery.folder()} has none")
+        keys = image_content_hashes(catalogue["image_file"].tolist())
+        cache = dict(zip(known["content_key"], known["embedding"]))
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        embeddings = np.zeros((len(ids), 2048), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if key in cache:
+                embeddings[i] = cache[key]
+        if missing:
+            context.log.info(f"embedding {len(missing)} new images with ResNet50 ({embedder})")
+            backbone = build_resnet50_backbone(embedder["weights"], seed=int(embedder["seed"]))
+            embeddings[missing] = embed_images(
+                [catalogue["image_file"].iloc[i] for i in missing],
+                backbone,
+                image_size=int(embedder["image_size"]),
+                batch_size=config.batch_size,
+                device=config.device,
+            )
+        n_new = len(missing)
+    frame = pd.DataFrame(
+        {
+            "artwork_id": ids,
+            "content_key": keys,
+            "embedder": json.dumps(embedder, sort_keys=True),
+            "embedding": vector_column(embeddings),
+        }
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con, {"serving.artwork_embeddings": frame}, {"serving.artwork_embeddings": {"embedding": "FLOAT[2048]"}}
+        )
+        metadata = table_metadata(con, "serving.artwork_embeddings")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "n_embedded_now": n_new,
+            "n_reused": len(ids) - n_new,
+            "embedder": dg.MetadataValue.json(embedder),
+            "seconds": float(time.perf_counter() - started),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------- item vectors
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "duckdb"},
+    owners=OWNERS,
+    deps=["serving_embeddings", "curatornet_model", "resnet50_embeddings"],
+    pool="duckdb",
+    description=(
+        "The serving model's 200-d item vector of every catalogue artwork (serving.item_vectors) and the model "
+        "itself (serving.model). The serving model is the six-strategy CuratorNet with the best validation "
+        "accuracy of the latest training run. Vectors of unchanged artworks under the same weights are reused; "
+        "new ones go through the item tower with the training catalogue's z-scoring."
+    ),
+)
+def serving_item_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        chosen = serving_model(con)
+        weights = bytes(
+            con.execute("SELECT weights FROM model.curatornet_models WHERE model_id = ?", [chosen.model_id]).fetchone()[0]
+        )
+        # The scaler the model was trained with: z-scoring over the training catalogue's raw embeddings.
+        training_raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings", "embedding")
+        served = read_frame(
+            con,
+            "SELECT e.artwork_id, e.content_key FROM serving.artwork_embeddings e "
+            "JOIN serving.catalogue c USING (artwork_id) ORDER BY c.artwork_idx",
+        )
+        raw = read_vectors(
+            con,
+            "SELECT e.embedding FROM serving.artwork_embeddings e JOIN serving.catalogue c USING (artwork_id) "
+            "ORDER BY c.artwork_idx",
+            "embedding",
+        )
+        previous = pd.DataFrame({"content_key": [], "vector": []})
+        if table_exists(con, "serving.item_vectors"):
+            previous = read_frame(
+                con,
+                "SELECT content_key, vector FROM serving.item_vectors WHERE model_id = ? AND model_run_id = ?",
+                [chosen.model_id, chosen.run_id],
+            )
+    cache = dict(zip(previous["content_key"], previous["vector"]))
+    missing = np.array([key not in cache for key in served["content_key"]], dtype=bool)
+    model = model_from_bytes(weights)
+    dim = model.config.embedding_dim
+    vectors = np.zeros((len(served), dim), dtype=np.float32)
+    for i in np.flatnonzero(~missing):
+        vectors[i] = cache[served["content_key"].iloc[i]]
+    if missing.any():
+        scaler = StandardScaler().fit(np.asarray(training_raw, dtype=np.float64))
+        features = scaler.transform(np.asarray(raw[missing], dtype=np.float64)).astype(np.float32)
+        vectors[missing] = model.embed_catalogue(features)
+    frame = pd.DataFrame(
+        {
+            "artwork_id": served["artwork_id"],
+            "content_key": served["content_key"],
+            "model_id": chosen.model_id,
+            "model_run_id": chosen.run_id,
+            "vector": vector_column(vectors),
+        }
+    )
+    model_row = pd.DataFrame(
+        [
+            {
+                "model_id": chosen.model_id,
+                "run_id": chosen.run_id,
+                "l2_lambda": chosen.l2_lambda,
+                "validation_accuracy": chosen.validation_accuracy,
+                "weights": weights,
+            }
+        ]
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"serving.item_vectors": frame, "serving.model": model_row},
+            {"serving.item_vectors": {"vector": f"FLOAT[{dim}]"}, "serving.model": {"weights": "BLOB"}},
+        )
+        metadata = table_metadata(con, "serving.item_vectors")
+    context.log.info(f"serving model {chosen.model_id}: {int(missing.sum())} item vectors computed")
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "serving_model": chosen.model_id,
+            "model_run_id": chosen.run_id,
+            "validation_accuracy": chosen.validation_accuracy,
+            "n_computed_now": int(missing.sum()),
+            "n_reused": int((~missing).sum()),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------- recommendations
+
+
+class ServedRecommendationConfig(dg.Config):
+    k: int = Field(default=100, description="Recommendations stored per user (fewer when fewer are available).")
+
+
+class ServingInputs:
+    """The catalogue, its item vectors and the serving model, as the recommendation assets need them."""
+
+    def __init__(self, con):
+        self.catalogue = read_frame(
+            con, "SELECT artwork_idx, artwork_id, available FROM serving.catalogue ORDER BY artwork_idx"
+        )
+        vectors = read_frame(con, "SELECT artwork_id, vector FROM serving.item_vectors").set_index("artwork_id")
+        self.item_vectors = np.stack(vectors["vector"].loc[self.catalogue["artwork_id"]].to_numpy()).astype(np.float32)
+        row = con.execute("SELECT model_id, weights FROM serving.model").fetchone()
+        self.model_id = str(row[0])
+        self.model = model_from_bytes(bytes(row[1]))
+        self.available = np.flatnonzero(self.catalogue["available"].to_numpy(bool))
+        self.artwork_ids = self.catalogue["artwork_id"].to_numpy(dtype=object)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "serving_user_vectors",
+            group_name=GROUP,
+            kinds={"pytorch", "duckdb"},
+            owners=OWNERS,
+            deps=["serving_item_vectors", "served_interactions"],
+            description="The serving model's user vector of every customer and visitor from their full history "
+            "(serving.user_vectors): all baskets plus likes, one batched user-tower pass per chunk of users.",
+        ),
+        dg.AssetSpec(
+            "user_recommendations",
+            group_name=GROUP,
+            kinds={"duckdb", "pandas"},
+            owners=OWNERS,
+            deps=["serving_item_vectors", "served_interactions", "available_artworks"],
+            description="Top-k (default 100) available artworks for every customer and visitor "
+            "(serving.user_recommendations: user_id, rank, artwork_id, score, model_id), never one they own or "
+            "liked; one matrix product per chunk of users.",
+        ),
+    ],
+    pool="duckdb",
+)
+def served_recommendations(
+    context: dg.AssetExecutionContext, config: ServedRecommendationConfig, duckdb: DuckDBResource
+):
+    started = time.perf_counter()
+    with duckdb.get_connection() as con:
+        inputs = ServingInputs(con)
+        interactions = read_frame(con, "SELECT user_id, artwork_idx FROM serving.interactions")
+    # serving.interactions is stored in (user, time) order; the catalogue index is the one it was written with.
+    users, offsets, items = user_profiles(interactions)
+    user_vecs = profile_vectors(inputs.model, inputs.item_vectors, offsets, items)
+    top = top_k_per_profile(user_vecs, inputs.item_vectors, inputs.available, offsets, items, config.k)
+    recommendations = pd.DataFrame(
+        {
+            "user_id": users[top["profile"].to_numpy()],
+            "rank": top["rank"].to_numpy(np.int32),
+            "artwork_id": inputs.artwork_ids[top["artwork_idx"].to_numpy()],
+            "score": top["score"].to_numpy(np.float32),
+            "model_id": inputs.model_id,
+        }
+    )
+    vectors = pd.DataFrame({"user_id": users, "model_id": inputs.model_id, "vector": vector_column(user_vecs)})
+    dim = user_vecs.shape[1] if len(user_vecs) else inputs.item_vectors.shape[1]
+    with duckdb.get_connection() as con:
+        replace_tables(
+            con,
+            {"serving.user_vectors": vectors, "serving.user_recommendations": recommendations},
+            {"serving.user_vectors": {"vector": f"FLOAT[{dim}]"}},
+        )
+        vector_meta = table_metadata(con, "serving.user_vectors")
+        rec_meta = table_metadata(con, "serving.user_recommendations")
+    seconds = time.perf_counter() - started
+    context.log.info(f"{len(recommendations)} recommendations for {len(users)} users in {seconds:.1f} s")
+    yield dg.MaterializeResult(asset_key="serving_user_vectors", metadata={**vector_meta, "n_users": len(users)})
+    yield dg.MaterializeResult(
+        asset_key="user_recommendations",
+        metadata={
+            **rec_meta,
+            "k": config.k,
+            "n_users": len(users),
+            "n_available": len(inputs.available),
+            "model_id": inputs.model_id,
+            "seconds": float(seconds),
+        },
+    )
+
+
+class SimilarArtworksConfig(dg.Config):
+    n: int = Field(default=20, description="'More like this' artworks stored per artwork.")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb", "pandas"},
+    owners=OWNERS,
+    deps=["serving_item_vectors", "available_artworks"],
+    pool="duckdb",
+    description="'More like this' for every catalogue artwork (serving.similar_artworks): the serving model's "
+    "recommendations for a one-artwork profile (what sampling strategy 5 trains), among available artworks.",
+)
+def similar_artworks(
+    context: dg.AssetExecutionContext, config: SimilarArtworksConfig, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    with duckdb.get_connection() as con:
+        inputs = ServingInputs(con)
+    n_items = len(inputs.artwork_ids)
+    offsets = np.arange(n_items + 1, dtype=np.int64)
+    items = np.arange(n_items, dtype=np.int64)
+    single = profile_vectors(inputs.model, inputs.item_vectors, offsets, items)
+    top = top_k_per_profile(single, inputs.item_vectors, inputs.available, offsets, items, config.n)
+    frame = pd.DataFrame(
+        {
+            "artwork_id": inputs.artwork_ids[top["profile"].to_numpy()],
+            "rank": top["rank"].to_numpy(np.int32),
+            "similar_artwork_id": inputs.artwork_ids[top["artwork_idx"].to_numpy()],
+            "score": top["score"].to_numpy(np.float32),
+            "model_id": inputs.model_id,
+        }
+    )
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"serving.similar_artworks": frame})
+        metadata = table_metadata(con, "serving.similar_artworks")
+    return dg.MaterializeResult(metadata={**metadata, "n": config.n, "model_id": inputs.model_id})
+
+
+# ------------------------------------------------------------------------------------------- snapshot
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb", "file"},
+    owners=OWNERS,
+    deps=["user_recommendations", "similar_artworks", "serving_item_vectors", "available_artworks"],
+    pool="duckdb",
+    description=(
+        "The read-only serving snapshot the visitor app reads (serving_snapshot.duckdb next to the pipeline's "
+        "DuckDB file): the served tables copied into a new file that is renamed over the old one, so the app "
+        "never opens the pipeline's file and never sees a half-written snapshot."
+    ),
+)
+def serving_snapshot(
+    context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    target = snapshot_path(duckdb.database)
+    with duckdb.get_connection() as con:
+        model_id = con.execute("SELECT model_id FROM serving.model").fetchone()[0]
+        info = {
+            "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+            "run_id": context.run.run_id,
+            "model_id": model_id,
+            # The visitor app appends its likes.csv here, where the sensor and the next refresh read it.
+            "source_folder": str(gallery.folder()),
+        }
+        publish_snapshot(con, target, info)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(target)),
+            "model_id": model_id,
+            "bytes": int(target.stat().st_size),
+        }
+    )
