@@ -13,7 +13,7 @@ from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda, user_vector
+from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
@@ -54,6 +54,11 @@ class CuratorNetTrainingConfig(dg.Config):
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
+    precision: str = Field(
+        default="auto",
+        description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
+        "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
+    )
 
     def training_config(self, l2_lambda: float) -> TrainingConfig:
         return TrainingConfig(
@@ -66,6 +71,7 @@ class CuratorNetTrainingConfig(dg.Config):
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,
+            precision=self.precision,
         )
 
 
@@ -130,7 +136,14 @@ def _train_variant(
                 "training_seconds": float(seconds),
                 "n_train_triplets": int(len(train)),
                 "n_validation_triplets": int(len(validation)),
-                "config": json.dumps({**config.model_dump(), "l2_lambda": l2_lambda, "model": model_config.to_dict()}),
+                "config": json.dumps(
+                    {
+                        **config.model_dump(),
+                        "l2_lambda": l2_lambda,
+                        "precision_used": result.precision_used,
+                        "model": model_config.to_dict(),
+                    }
+                ),
                 "lineage": json.dumps(lineage),
                 "weights": model_to_bytes(result.model, training_config),
             }
@@ -234,6 +247,9 @@ class VBPRTrainingConfig(dg.Config):
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     seed: int = Field(default=0, description="Seed.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    precision: str = Field(
+        default="auto", description="Forward-pass precision: 'auto', 'fp32' or 'bf16' (as for CuratorNet)."
+    )
 
 
 @dg.asset(
@@ -333,10 +349,7 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
                 }
             )
         )
-        user_vecs = np.stack(
-            [user_vector(model, item_vecs, u.profile) for u in users]
-            or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
-        ).reshape(len(users), item_vecs.shape[1])
+        user_vecs = model.profile_vectors(item_vecs, [u.profile for u in users])  # batched, not one pass per user
         user_frames.append(
             pd.DataFrame(
                 {

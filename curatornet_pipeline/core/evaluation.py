@@ -163,15 +163,11 @@ def oracle_scores(candidates: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.isin(candidates, relevant).astype(np.float64)
 
 
-@torch.no_grad()
-def user_vector(model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray) -> np.ndarray:
+def user_vector(model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, precision: str = "auto") -> np.ndarray:
     """The [D] float32 user vector of a profile: one user-tower pass over its cached item vectors."""
     if len(profile) == 0:
         raise ValueError("CuratorNet needs a non-empty profile")
-    cache = torch.as_tensor(item_vecs, dtype=torch.float32)  # zero-copy for a float32 array
-    param = next(model.parameters())
-    profile_vecs = cache[torch.as_tensor(profile, dtype=torch.long)].to(param.device, param.dtype)  # [L, D]
-    return model.profile_vector(profile_vecs).to("cpu", torch.float32).numpy()
+    return model.profile_vectors(item_vecs, [profile], precision)[0]
 
 
 def dot_scores(item_vecs: np.ndarray, user: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -184,10 +180,10 @@ def dot_scores(item_vecs: np.ndarray, user: np.ndarray, candidates: np.ndarray) 
 
 
 def curatornet_scores(
-    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray
+    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray, precision: str = "auto"
 ) -> np.ndarray:
     """CuratorNet's score of each candidate for a profile; item_vecs: cached [N, D] float32."""
-    return dot_scores(item_vecs, user_vector(model, item_vecs, profile), candidates)
+    return dot_scores(item_vecs, user_vector(model, item_vecs, profile, precision), candidates)
 
 
 def visrank_scorer(raw_embeddings: np.ndarray) -> Scorer:

@@ -16,13 +16,20 @@ import pandas as pd
 from curatornet_pipeline.core.evaluation import curatornet_scores
 from curatornet_pipeline.core.metrics import top_k_order
 from curatornet_pipeline.core.model import CuratorNet
+from curatornet_pipeline.core.precision import check_precision
 
 
 class Recommender:
     """Recommends artworks for any set of artwork ids, new users included."""
 
-    def __init__(self, model: CuratorNet, item_vectors: np.ndarray, artwork_ids: Sequence[str]):
-        """item_vectors: [N, D] CuratorNet item vectors aligned with artwork_ids (the artwork_idx order)."""
+    def __init__(
+        self, model: CuratorNet, item_vectors: np.ndarray, artwork_ids: Sequence[str], precision: str = "auto"
+    ):
+        """item_vectors: [N, D] CuratorNet item vectors aligned with artwork_ids (the artwork_idx order).
+
+        precision: of the user-tower pass per request (core.precision).
+        """
+        self.precision = check_precision(precision)
         item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
         if item_vectors.ndim != 2 or item_vectors.shape != (len(artwork_ids), model.config.embedding_dim):
             raise ValueError(
@@ -37,9 +44,11 @@ class Recommender:
             raise ValueError("artwork_ids contain duplicates")
 
     @classmethod
-    def from_features(cls, model: CuratorNet, features: np.ndarray, artwork_ids: Sequence[str]) -> "Recommender":
+    def from_features(
+        cls, model: CuratorNet, features: np.ndarray, artwork_ids: Sequence[str], precision: str = "auto"
+    ) -> "Recommender":
         """Build from raw (z-scored) features [N, F], running the item tower once over the catalogue."""
-        return cls(model, model.embed_catalogue(features), artwork_ids)
+        return cls(model, model.embed_catalogue(features, precision=precision), artwork_ids, precision)
 
     def recommend(self, item_ids: Sequence[str], k: int = 20, exclude_profile: bool = True) -> pd.DataFrame:
         """Top ``k`` artworks for a profile of artwork ids: DataFrame(rank, artwork_id, score), rank from 1."""
@@ -57,7 +66,7 @@ class Recommender:
         candidates = np.arange(len(self.artwork_ids))
         if exclude_profile:
             candidates = np.delete(candidates, np.unique(profile))
-        scores = curatornet_scores(self.model, self.item_vectors, profile, candidates)
+        scores = curatornet_scores(self.model, self.item_vectors, profile, candidates, self.precision)
         top = top_k_order(scores, candidates, k)
         return pd.DataFrame(
             {

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.precision import autocast, check_precision, resolve_precision
 from curatornet_pipeline.core.training import deterministic_algorithms
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -49,8 +50,10 @@ class VBPRConfig:
     init_std: float = 0.01
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # forward pass: 'auto', 'fp32' or 'bf16' (core.precision)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.latent_dim < 0 or self.visual_dim < 0 or self.latent_dim + self.visual_dim == 0:
             raise ValueError(f"VBPRConfig needs non-negative dims with a positive total, got {self}")
         if self.l2_lambda < 0 or not self.learning_rate > 0 or self.epochs < 1 or self.batch_size < 1:
@@ -185,7 +188,8 @@ def train_vbpr(
             raise ValueError(f"{name} item outside [0, {len(features)})")
 
     device = resolve_device(config.device)
-    say(f"training VBPR on {device}: {len(users)} triplets with a user, {skipped} one-item triplets skipped")
+    precision = resolve_precision(config.precision, device)
+    say(f"training VBPR on {device} ({precision}): {len(users)} triplets with a user, {skipped} one-item triplets skipped")
     with deterministic_algorithms(device.type == "cpu"):
         feats = torch.as_tensor(features, dtype=torch.float32).to(device)
         generator = torch.Generator().manual_seed(config.seed)
@@ -200,7 +204,10 @@ def train_vbpr(
             for b in range(n_batches):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                diff, sq_norm = net.score_difference(feats, users_t[rows], pos_t[rows], neg_t[rows])
+                # Only the forward is autocast (the feature projection is the costly product); loss in float32.
+                with autocast(precision, device):
+                    diff, sq_norm = net.score_difference(feats, users_t[rows], pos_t[rows], neg_t[rows])
+                diff, sq_norm = diff.float(), sq_norm.float()
                 global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
                 loss = F.softplus(-diff).mean() + config.l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
                 loss.backward()
