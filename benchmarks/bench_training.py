@@ -27,7 +27,13 @@ import torch
 from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.precision import cpu_has_native_bf16, resolve_precision
-from curatornet_pipeline.core.training import DeviceTriplets, batch_loss, gather_batch, naive_triplet_loss
+from curatornet_pipeline.core.training import (
+    DeviceTriplets,
+    batch_loss,
+    gather_batch,
+    model_features,
+    naive_triplet_loss,
+)
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 N_ITEMS, N_USERS, FEATURES = 6040, 2378, 2048
@@ -67,11 +73,11 @@ def synthetic_triplets(n_triplets: int, seed: int) -> TripletSet:
     )
 
 
-def time_steps(loss_fn, model, features, ts, batches, device, precision: str = "fp32") -> float:
-    """Seconds per optimizer step (forward + backward + Adam), after one warm-up step."""
+def make_step(loss_fn, model, features, ts, precision: str):
+    """One optimizer step (forward + backward + Adam) of one path, with its own model and optimizer."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step(rows: np.ndarray) -> None:
+    def step(rows) -> None:
         optimizer.zero_grad(set_to_none=True)
         if loss_fn is batch_loss:
             loss = batch_loss(model, features, ts, rows, 1e-4, precision)
@@ -80,15 +86,26 @@ def time_steps(loss_fn, model, features, ts, batches, device, precision: str = "
         loss.backward()
         optimizer.step()
 
-    step(batches[0])
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for rows in batches[1:]:
-        step(rows)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (len(batches) - 1)
+    return step
+
+
+def time_paths(steps: dict, rows_by_path: dict, n_batches: int, device) -> dict:
+    """Median seconds per step of every path; the paths take turns on each batch after one warm-up step each.
+
+    Interleaving keeps the ratios honest on a machine whose load changes during the run.
+    """
+    times: dict = {name: [] for name in steps}
+    for b in range(n_batches):
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step(rows_by_path[name][b])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if b > 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> dict:
@@ -119,9 +136,13 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> 
     paths = [(f"{efficient}_fp32", batch_loss, triplets, rows, "fp32"), (f"{efficient}_bf16", batch_loss, triplets, rows, "bf16")]
     if not args.skip_naive:
         paths.insert(0, ("naive_fp32", naive_triplet_loss, ts, batches, "fp32"))
+    steps, rows_by_path = {}, {}
     for name, fn, path_triplets, path_rows, precision in paths:
         model = CuratorNet(generator=torch.Generator().manual_seed(args.seed)).to(device)
-        seconds = time_steps(fn, model, features, path_triplets, path_rows, device, precision)
+        # As training holds them: bf16 features for the bf16 path (model_features).
+        steps[name] = make_step(fn, model, model_features(features, model, precision), path_triplets, precision)
+        rows_by_path[name] = path_rows
+    for name, seconds in time_paths(steps, rows_by_path, len(batches), device).items():
         result[f"{name}_seconds_per_step"] = seconds
         result[f"{name}_triplets_per_second"] = batch_size / seconds
     result["paths"] = [p[0] for p in paths]
@@ -140,7 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 22000])
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per path (plus one warm-up)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per path (plus one warm-up), the paths taking turns; the median is reported")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-naive", action="store_true", help="time only the training path, fp32 and bf16")

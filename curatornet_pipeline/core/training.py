@@ -191,9 +191,21 @@ def _device_batch_scores(model: CuratorNet, feats: Tensor, dt: DeviceTriplets, r
 
 
 def _features_tensor(features: np.ndarray | Tensor, model: CuratorNet) -> Tensor:
-    """Features on the model's device and dtype (no copy when they already are)."""
+    """Features on the model's device and dtype (no copy when they already are); bf16 ones stay bf16."""
     param = next(model.parameters())
-    return torch.as_tensor(features).to(device=param.device, dtype=param.dtype)
+    features = torch.as_tensor(features)
+    dtype = torch.bfloat16 if features.dtype == torch.bfloat16 else param.dtype
+    return features.to(device=param.device, dtype=dtype)
+
+
+def model_features(features: np.ndarray | Tensor, model: CuratorNet, precision: str) -> Tensor:
+    """The feature matrix as the item tower consumes it: on the model's device, bf16 for a 'bf16' precision.
+
+    bf16 autocast rounds the tower's input to bf16 anyway, so storing the matrix in bf16 once gives the same
+    numbers while each batch gathers half the bytes and skips a cast.
+    """
+    feats = _features_tensor(features, model)
+    return feats.to(torch.bfloat16) if precision == "bf16" else feats
 
 
 def _index(array: np.ndarray, device: torch.device) -> Tensor:
@@ -368,7 +380,7 @@ def train_curatornet(
     with deterministic_algorithms(device.type == "cpu"):
         rng = np.random.default_rng(config.seed)
         model = CuratorNet(model_config, generator=torch.Generator().manual_seed(config.seed)).to(device)
-        feats = torch.as_tensor(features, dtype=torch.float32).to(device)
+        feats = model_features(np.asarray(features, dtype=np.float32), model, precision)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         # On a GPU the batch index work runs on the device too; on the CPU numpy is faster for it.
         train_on_device = DeviceTriplets.from_set(train, device) if device.type == "cuda" else None
