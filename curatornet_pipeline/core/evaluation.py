@@ -145,11 +145,14 @@ def candidate_items(artworks: pd.DataFrame, split_transactions: pd.DataFrame) ->
 
 def visrank_scores(raw_embeddings: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """VisRank: max cosine similarity between each candidate and any profile item, on the raw embeddings."""
+    return _visrank_unit_scores(unit_rows(np.asarray(raw_embeddings, dtype=np.float64)), profile, candidates)
+
+
+def _visrank_unit_scores(unit_catalogue: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """VisRank from the catalogue's unit rows [N, F]: one [L, N] product per user, no per-user normalisation."""
     if len(profile) == 0:
         raise ValueError("VisRank needs a non-empty profile")
-    cand = unit_rows(np.asarray(raw_embeddings[candidates], dtype=np.float64))  # [C, F]
-    prof = unit_rows(np.asarray(raw_embeddings[np.unique(profile)], dtype=np.float64))  # [L, F]
-    return (cand @ prof.T).max(axis=1)
+    return (unit_catalogue[np.unique(profile)] @ unit_catalogue.T).max(axis=0)[candidates]  # [C]
 
 
 def random_scores(seed: int, user: str, candidates: np.ndarray) -> np.ndarray:
@@ -187,7 +190,8 @@ def curatornet_scores(
 
 
 def visrank_scorer(raw_embeddings: np.ndarray) -> Scorer:
-    return lambda u: visrank_scores(raw_embeddings, u.profile, u.candidates)
+    unit_catalogue = unit_rows(np.asarray(raw_embeddings, dtype=np.float64))  # normalised once, not per user
+    return lambda u: _visrank_unit_scores(unit_catalogue, u.profile, u.candidates)
 
 
 def random_scorer(seed: int) -> Scorer:
