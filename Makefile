@@ -30,6 +30,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_sampling.py
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_recommend.py
+	$(BIN)/python benchmarks/bench_embeddings.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf data/curatornet.duckdb data/demo_gallery_* data/reports .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

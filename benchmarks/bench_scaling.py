@@ -109,6 +109,7 @@ def run_one(scale: float, data_dir: Path, ops: dict) -> dict:
             "(SELECT count(*) FROM split.last_basket_split WHERE split = 'test')"
         ).fetchone()
         auc = dict(con.execute("SELECT method, auc FROM evaluation.metric_table").fetchall())
+        silhouette_check = exact_silhouette_check(con) if sizes[0] <= EXACT_SILHOUETTE_MAX_ARTWORKS else None
     return {
         "scale": scale,
         "success": bool(result.success),
@@ -120,6 +121,35 @@ def run_one(scale: float, data_dir: Path, ops: dict) -> dict:
         "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "steps": out_steps,
         "auc": auc,
+        "silhouette_check": silhouette_check,
+    }
+
+
+EXACT_SILHOUETTE_MAX_ARTWORKS = 8192  # above this the exact silhouettes alone take many minutes
+
+
+def exact_silhouette_check(con) -> dict:
+    """Re-cluster the run's embeddings with exact silhouettes: same chosen run? How far is the sampled estimate?"""
+    from curatornet_pipeline.assets.features import ClusteringConfig
+    from curatornet_pipeline.core.clustering import cluster_embeddings
+    from curatornet_pipeline.storage import read_vectors
+
+    defaults = ClusteringConfig()
+    embeddings = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
+    sampled = con.execute("SELECT run, silhouette FROM features.clustering_runs WHERE chosen").fetchone()
+    started = time.perf_counter()
+    exact = cluster_embeddings(
+        embeddings, defaults.n_clusters, defaults.n_runs, defaults.pca_components, defaults.seed, silhouette_sample_size=0
+    )
+    return {
+        "sample_size": defaults.silhouette_sample_size,
+        "sampled_chosen_run": int(sampled[0]),
+        "exact_chosen_run": int(exact.chosen_run),
+        "same_run": int(sampled[0]) == int(exact.chosen_run),
+        "sampled_silhouette": float(sampled[1]),
+        "exact_silhouette_of_that_run": float(exact.silhouettes[int(sampled[0])]),
+        "abs_difference": abs(float(sampled[1]) - float(exact.silhouettes[int(sampled[0])])),
+        "exact_clustering_seconds": time.perf_counter() - started,
     }
 
 
@@ -193,6 +223,12 @@ def main() -> None:
     for r in runs:
         print(f"{r['scale']:g}x: {r['n_artworks']} artworks, {r['n_users']} users, {r['n_purchases']} purchases; "
               "AUC " + ", ".join(f"{m} {a:.4f}" for m, a in sorted(r["auc"].items())))
+        check = r["silhouette_check"]
+        if check:
+            print(f"  silhouette on {check['sample_size']} sampled artworks: run {check['sampled_chosen_run']} "
+                  f"({check['sampled_silhouette']:.4f}); exact: run {check['exact_chosen_run']} "
+                  f"({check['exact_silhouette_of_that_run']:.4f} for the sampled choice), "
+                  f"|difference| {check['abs_difference']:.4f}")
     print(f"machine: {machine}; settings: {settings}; precision: {args.precision}")
 
 
