@@ -6,35 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
+from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.precision import PRECISION_ENV, cpu_has_native_bf16, resolve_precision
 from curatornet_pipeline.core.training import TrainingConfig, batch_loss, train_curatornet
-from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
+from curatornet_pipeline_tests.test_training import TOY_MODEL, shared_profile_triplets
+from curatornet_pipeline_tests.test_training import _one_torch_thread  # noqa: F401  (autouse: tiny tensors, 1 thread)
 
 CPU = torch.device("cpu")
-TOY_MODEL = CuratorNetConfig(input_dim=16, item_dims=(16, 16), user_dims=(16, 16))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def random_triplets(seed: int, n_items: int, n_profiles: int, n_triplets: int) -> TripletSet:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, 9, n_profiles)
-    return TripletSet(
-        profile_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-        profile_items=rng.integers(0, n_items, lengths.sum()).astype(np.int32),
-        profile_id=rng.integers(0, n_profiles, n_triplets).astype(np.int32),
-        positive=rng.integers(0, n_items, n_triplets).astype(np.int32),
-        negative=rng.integers(0, n_items, n_triplets).astype(np.int32),
-        user_idx=rng.integers(0, 20, n_triplets).astype(np.int32),
-    )
 
 
 def test_precision_setting_resolves_explicitly_from_the_environment_and_from_the_hardware(monkeypatch):
@@ -58,7 +37,7 @@ def test_precision_setting_resolves_explicitly_from_the_environment_and_from_the
 
 def test_bf16_loss_and_gradients_match_fp32_on_the_default_model():
     """Stated tolerance: loss within 1% relative, every gradient within cosine 0.99 of the fp32 one."""
-    ts = random_triplets(0, n_items=300, n_profiles=60, n_triplets=512)
+    ts = shared_profile_triplets(0, n_items=300, n_profiles=60, n_triplets=512)
     features = np.random.default_rng(1).normal(size=(300, 2048)).astype(np.float32)
     model = CuratorNet(generator=torch.Generator().manual_seed(0))
     rows = np.arange(len(ts))
@@ -79,7 +58,7 @@ def toy_training_problem(seed: int, n_triplets: int):
     centers = rng.normal(scale=3.0, size=(4, 16))
     group = np.repeat(np.arange(4), 10)
     features = (centers[group] + rng.normal(size=(40, 16))).astype(np.float32)
-    ts = random_triplets(seed, 40, 30, n_triplets)
+    ts = shared_profile_triplets(seed, 40, 30, n_triplets)
     return features, ts
 
 
@@ -114,16 +93,16 @@ def test_the_precision_switch_changes_the_arithmetic():
 def test_vbpr_bf16_is_deterministic_and_close_to_fp32():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(40, 64)).astype(np.float32)
-    ts = random_triplets(5, 40, 50, 600)
+    ts = shared_profile_triplets(5, 40, 50, 600)  # users 0..4 (and user-less -1)
     base = dict(latent_dim=8, visual_dim=8, learning_rate=0.02, epochs=2, batch_size=128, device="cpu")
-    a = train_vbpr(features, ts, 20, VBPRConfig(**base, precision="bf16"))
-    b = train_vbpr(features, ts, 20, VBPRConfig(**base, precision="bf16"))
-    c = train_vbpr(features, ts, 20, VBPRConfig(**base, precision="fp32"))
+    a = train_vbpr(features, ts, 5, VBPRConfig(**base, precision="bf16"))
+    b = train_vbpr(features, ts, 5, VBPRConfig(**base, precision="bf16"))
+    c = train_vbpr(features, ts, 5, VBPRConfig(**base, precision="fp32"))
     items = np.arange(40)
-    for u in range(20):
+    for u in range(5):
         assert np.array_equal(a.score(u, items), b.score(u, items))
-    scores_bf16 = np.stack([a.score(u, items) for u in range(20)])
-    scores_fp32 = np.stack([c.score(u, items) for u in range(20)])
+    scores_bf16 = np.stack([a.score(u, items) for u in range(5)])
+    scores_fp32 = np.stack([c.score(u, items) for u in range(5)])
     assert not np.array_equal(scores_bf16, scores_fp32)
     assert np.corrcoef(scores_bf16.ravel(), scores_fp32.ravel())[0, 1] > 0.99
 
