@@ -111,7 +111,8 @@ def main() -> None:
     for name, v in result["variants"].items():
         print(f"| {name} | {v['images_per_second']:.2f} | {v['speedup_over_baseline']:.2f}x | "
               f"{v['min_cosine_to_baseline']:.4f} |")
-    print(f"\n{result['machine']}, {result['torch_threads']} threads, {len(paths)} images, best of {args.rounds} rounds")
+    print(f"\n{result['machine']}, {result['torch_threads']} threads, {len(paths)} images, "
+          f"best of {args.rounds} rounds")
 
 
 if __name__ == "__main__":

@@ -135,11 +135,18 @@ def exact_silhouette_check(con) -> dict:
     from curatornet_pipeline.storage import read_vectors
 
     defaults = ClusteringConfig()
-    embeddings = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
+    embeddings = read_vectors(
+        con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding"
+    )
     sampled = con.execute("SELECT run, silhouette FROM features.clustering_runs WHERE chosen").fetchone()
     started = time.perf_counter()
     exact = cluster_embeddings(
-        embeddings, defaults.n_clusters, defaults.n_runs, defaults.pca_components, defaults.seed, silhouette_sample_size=0
+        embeddings,
+        defaults.n_clusters,
+        defaults.n_runs,
+        defaults.pca_components,
+        defaults.seed,
+        silhouette_sample_size=0,
     )
     return {
         "sample_size": defaults.silhouette_sample_size,

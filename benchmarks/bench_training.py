@@ -133,7 +133,10 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> 
     triplets = DeviceTriplets.from_set(ts, device) if on_device else ts
     rows = [torch.from_numpy(r).to(device) for r in batches] if on_device else batches
     efficient = "efficient_device_batches" if on_device else "efficient"
-    paths = [(f"{efficient}_fp32", batch_loss, triplets, rows, "fp32"), (f"{efficient}_bf16", batch_loss, triplets, rows, "bf16")]
+    paths = [
+        (f"{efficient}_fp32", batch_loss, triplets, rows, "fp32"),
+        (f"{efficient}_bf16", batch_loss, triplets, rows, "bf16"),
+    ]
     if not args.skip_naive:
         paths.insert(0, ("naive_fp32", naive_triplet_loss, ts, batches, "fp32"))
     steps, rows_by_path = {}, {}
@@ -161,7 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 22000])
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per path (plus one warm-up), the paths taking turns; the median is reported")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed steps per path after one warm-up; the paths take turns; median"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-naive", action="store_true", help="time only the training path, fp32 and bf16")

@@ -82,8 +82,10 @@ def test_the_precision_switch_changes_the_arithmetic():
     features, train = toy_training_problem(3, 200)
     _, validation = toy_training_problem(4, 60)
     common = dict(learning_rate=1e-2, batch_size=64, max_epochs=1, device="cpu", log_every_batches=0)
-    fp32 = train_curatornet(features, train, validation, TrainingConfig(**common, precision="fp32"), model_config=TOY_MODEL)
-    bf16 = train_curatornet(features, train, validation, TrainingConfig(**common, precision="bf16"), model_config=TOY_MODEL)
+    fp32, bf16 = (
+        train_curatornet(features, train, validation, TrainingConfig(**common, precision=p), model_config=TOY_MODEL)
+        for p in ("fp32", "bf16")
+    )
     w32, w16 = fp32.model.item_tower[0].weight, bf16.model.item_tower[0].weight
     assert not torch.equal(w32, w16)
     # Apart only by rounding: Adam can move a weight by up to lr per step either way, so compare norms.

@@ -3,8 +3,8 @@
 z-score the ResNet embeddings over the catalogue, reduce them with PCA to 200 dimensions, run k-means
 (k = 100) several times with different seeds and keep the run with the highest silhouette
 coefficient (estimated on a fixed random sample of the artworks once the catalogue is larger than
-``silhouette_sample_size``: the exact coefficient costs O(N^2) per run). The clusters drive the negative sampling (SPEC 5); the PCA vectors are also used for the
-cosine tests there (near-duplicates, strategy 6's visual-confidence margin).
+``silhouette_sample_size``: the exact coefficient costs O(N^2) per run). The clusters drive the negative
+sampling (SPEC 5); the PCA vectors are also used for the cosine tests there (near-duplicates, strategy 6's visual-confidence margin).
 """
 
 from __future__ import annotations

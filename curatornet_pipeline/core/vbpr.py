@@ -189,7 +189,10 @@ def train_vbpr(
 
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    say(f"training VBPR on {device} ({precision}): {len(users)} triplets with a user, {skipped} one-item triplets skipped")
+    say(
+        f"training VBPR on {device} ({precision}): {len(users)} triplets with a user, "
+        f"{skipped} one-item triplets skipped"
+    )
     with deterministic_algorithms(device.type == "cpu"):
         feats = torch.as_tensor(features, dtype=torch.float32).to(device)
         generator = torch.Generator().manual_seed(config.seed)
