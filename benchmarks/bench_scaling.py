@@ -101,7 +101,9 @@ def run_one(scale: float, data_dir: Path, ops: dict) -> dict:
         if "start" not in step or "end" not in step:
             continue
         rss = [b for t, b in sampler.samples if step["start"] <= t <= step["end"]]
-        out_steps[key] = {"seconds": step["end"] - step["start"], "peak_rss_mb": max(rss, default=0) / 2**20}
+        # A step shorter than the sampling interval has no sample: its peak is unknown (None), not 0.
+        peak = max(rss) / 2**20 if rss else None
+        out_steps[key] = {"seconds": step["end"] - step["start"], "peak_rss_mb": peak}
     with duckdb.connect(str(database), read_only=True) as con:
         sizes = con.execute(
             "SELECT (SELECT count(*) FROM ingest.raw_artworks), (SELECT count(DISTINCT user_id) FROM "
@@ -220,7 +222,11 @@ def main() -> None:
         cells = []
         for r in runs:
             step = r["steps"].get(name)
-            cells.append(f"{step['seconds']:.1f} ({step['peak_rss_mb']:.0f})" if step else "-")
+            if step is None:
+                cells.append("-")
+            else:
+                peak = "-" if step["peak_rss_mb"] is None else f"{step['peak_rss_mb']:.0f}"
+                cells.append(f"{step['seconds']:.1f} ({peak})")
         b = exponents[name]
         print(f"| {name} | " + " | ".join(cells) + f" | {'-' if b is None else f'{b:.2f}'} |")
     totals = " | ".join(f"**{r['total_seconds'] / 60:.1f} min** ({r['process_peak_rss_mb']:.0f})" for r in runs)
