@@ -37,6 +37,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_recommend.py
 	$(BIN)/python benchmarks/bench_omp_wait_policy.py
 	$(BIN)/python benchmarks/bench_refresh.py
+	$(BIN)/python benchmarks/bench_embeddings.py
+	$(BIN)/python benchmarks/bench_scaling.py
 	# Last and longest: the whole `make run` on a fresh temporary instance, per-step wall times.
 	$(BIN)/python benchmarks/bench_make_run.py
 

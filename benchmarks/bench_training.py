@@ -6,9 +6,11 @@ capped at 30), and triplets drawn like the six strategies draw them: a third wit
 (strategies 5-6), a third with a user's full history (3-4), a third with a history prefix of a
 multi-basket user (1-2). Positives/negatives are uniform (the item mix is what matters for speed).
 
-Both paths take the same batches, same model, same optimizer step. Prints JSON, then a markdown table.
+Every path takes the same batches, same model, same optimizer step: the naive reference (fp32), and the
+training path in fp32 and with bf16 autocast (core.precision), at batch 4,096 and 22,000 triplets.
+Prints JSON, then a markdown table.
 
-    python benchmarks/bench_training.py [--device cpu|cuda|auto] [--batch-size 4096] [--steps 5]
+    python benchmarks/bench_training.py [--device cpu|cuda|auto] [--batch-sizes 4096 22000] [--steps 5] [--skip-naive]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import time
 
 import numpy as np
@@ -23,7 +26,14 @@ import torch
 
 from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.device import resolve_device
-from curatornet_pipeline.core.training import DeviceTriplets, batch_loss, gather_batch, naive_triplet_loss
+from curatornet_pipeline.core.precision import cpu_has_native_bf16, resolve_precision
+from curatornet_pipeline.core.training import (
+    DeviceTriplets,
+    batch_loss,
+    gather_batch,
+    model_features,
+    naive_triplet_loss,
+)
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 N_ITEMS, N_USERS, FEATURES = 6040, 2378, 2048
@@ -63,38 +73,44 @@ def synthetic_triplets(n_triplets: int, seed: int) -> TripletSet:
     )
 
 
-def time_steps(loss_fn, model, features, ts, batches, device) -> float:
-    """Seconds per optimizer step (forward + backward + Adam), after one warm-up step."""
+def make_step(loss_fn, model, features, ts, precision: str):
+    """One optimizer step (forward + backward + Adam) of one path, with its own model and optimizer."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    def step(rows: np.ndarray) -> None:
+    def step(rows) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model, features, ts, rows, 1e-4).backward()
+        if loss_fn is batch_loss:
+            loss = batch_loss(model, features, ts, rows, 1e-4, precision)
+        else:
+            loss = loss_fn(model, features, ts, rows, 1e-4)
+        loss.backward()
         optimizer.step()
 
-    step(batches[0])
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for rows in batches[1:]:
-        step(rows)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / (len(batches) - 1)
+    return step
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per path (plus one warm-up)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+def time_paths(steps: dict, rows_by_path: dict, n_batches: int, device) -> dict:
+    """Median seconds per step of every path; the paths take turns on each batch after one warm-up step each.
 
-    ts = synthetic_triplets(args.batch_size * (args.steps + 1), args.seed)
+    Interleaving keeps the ratios honest on a machine whose load changes during the run.
+    """
+    times: dict = {name: [] for name in steps}
+    for b in range(n_batches):
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step(rows_by_path[name][b])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if b > 0:
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> dict:
+    """Every path at one batch size, side by side on the same batches and the same initial model."""
+    ts = synthetic_triplets(batch_size * (args.steps + 1), args.seed)
     rng = np.random.default_rng(args.seed)
     batches = np.array_split(rng.permutation(len(ts)), args.steps + 1)
     features = torch.from_numpy(rng.normal(size=(N_ITEMS, FEATURES)).astype(np.float32)).to(device)
@@ -103,46 +119,86 @@ def main() -> None:
     slots_per_batch = float(np.mean([len(b.slot_items) for b in shape]))
     naive_rows = float(np.mean([ts.profile_lengths()[ts.profile_id[r]].sum() + 2 * len(r) for r in batches]))
     result = {
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "torch_threads": torch.get_num_threads(),
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "timed_steps": args.steps,
         "mean_profile_length": float(ts.profile_lengths()[ts.profile_id].mean()),
         "item_tower_rows_per_batch_naive": naive_rows,
         "item_tower_rows_per_batch_efficient": float(np.mean([len(b.items) for b in shape])),
-        "user_tower_rows_per_batch_naive": args.batch_size,
+        "user_tower_rows_per_batch_naive": batch_size,
         "user_tower_rows_per_batch_efficient": float(np.mean([b.n_profiles for b in shape])),
         "pooled_slots_per_batch_efficient": slots_per_batch,
     }
     # The training loop assembles batches on the device when it is a GPU (DeviceTriplets); time that path too.
     on_device = device.type == "cuda"
-    dt = DeviceTriplets.from_set(ts, device) if on_device else ts
-    device_batches = [torch.from_numpy(r).to(device) for r in batches] if on_device else batches
-    paths = [("naive", naive_triplet_loss, ts, batches), ("efficient", batch_loss, ts, batches)]
-    if on_device:
-        paths.append(("efficient_device_batches", batch_loss, dt, device_batches))
-    for name, fn, triplets, rows in paths:
+    triplets = DeviceTriplets.from_set(ts, device) if on_device else ts
+    rows = [torch.from_numpy(r).to(device) for r in batches] if on_device else batches
+    efficient = "efficient_device_batches" if on_device else "efficient"
+    paths = [
+        (f"{efficient}_fp32", batch_loss, triplets, rows, "fp32"),
+        (f"{efficient}_bf16", batch_loss, triplets, rows, "bf16"),
+    ]
+    if not args.skip_naive:
+        paths.insert(0, ("naive_fp32", naive_triplet_loss, ts, batches, "fp32"))
+    steps, rows_by_path = {}, {}
+    for name, fn, path_triplets, path_rows, precision in paths:
         model = CuratorNet(generator=torch.Generator().manual_seed(args.seed)).to(device)
-        seconds = time_steps(fn, model, features, triplets, rows, device)
+        # As training holds them: bf16 features for the bf16 path (model_features).
+        steps[name] = make_step(fn, model, model_features(features, model, precision), path_triplets, precision)
+        rows_by_path[name] = path_rows
+    for name, seconds in time_paths(steps, rows_by_path, len(batches), device).items():
         result[f"{name}_seconds_per_step"] = seconds
-        result[f"{name}_triplets_per_second"] = args.batch_size / seconds
-    training_path = "efficient_device_batches" if on_device else "efficient"
-    result["training_path"] = training_path
-    result["speedup"] = result[f"{training_path}_triplets_per_second"] / result["naive_triplets_per_second"]
-
-    print(json.dumps(result, indent=2))
-    print()
-    print("| path | item-tower rows/batch | user-tower rows/batch | s/step | triplets/s |")
-    print("|---|---|---|---|---|")
-    for name, *_ in paths:
-        shape = "naive" if name == "naive" else "efficient"
-        print(
-            f"| {name} | {result[f'item_tower_rows_per_batch_{shape}']:.0f} | "
-            f"{result[f'user_tower_rows_per_batch_{shape}']:.0f} | {result[f'{name}_seconds_per_step']:.3f} | "
-            f"{result[f'{name}_triplets_per_second']:.0f} |"
+        result[f"{name}_triplets_per_second"] = batch_size / seconds
+    result["paths"] = [p[0] for p in paths]
+    result["training_path"] = f"{efficient}_{args.training_precision}"
+    result["bf16_speedup_over_fp32"] = (
+        result[f"{efficient}_bf16_triplets_per_second"] / result[f"{efficient}_fp32_triplets_per_second"]
+    )
+    if not args.skip_naive:
+        result["dedup_speedup_over_naive_fp32"] = (
+            result[f"{efficient}_fp32_triplets_per_second"] / result["naive_fp32_triplets_per_second"]
         )
-    print(f"\nspeedup of the training path ({training_path}) over naive {result['speedup']:.2f}x on {result['device']} ({result['torch_threads']} threads), "
-          f"batch {args.batch_size} triplets, mean profile length {result['mean_profile_length']:.2f}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 22000])
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed steps per path after one warm-up; the paths take turns; median"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-naive", action="store_true", help="time only the training path, fp32 and bf16")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    args.training_precision = resolve_precision("auto", device)
+
+    machine = str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        machine = f"{platform.processor() or platform.machine()} cpu, native bf16: {cpu_has_native_bf16()}"
+    runs = [measure(batch_size, args, device) for batch_size in args.batch_sizes]
+    print(json.dumps({"device": machine, "torch_threads": torch.get_num_threads(),
+                      "auto_precision": args.training_precision, "runs": runs}, indent=2))
+    print()
+    print("| batch | path | item-tower rows/batch | user-tower rows/batch | s/step | triplets/s |")
+    print("|---|---|---|---|---|---|")
+    for r in runs:
+        for name in r["paths"]:
+            shape = "naive" if name.startswith("naive") else "efficient"
+            print(
+                f"| {r['batch_size']} | {name} | {r[f'item_tower_rows_per_batch_{shape}']:.0f} | "
+                f"{r[f'user_tower_rows_per_batch_{shape}']:.0f} | {r[f'{name}_seconds_per_step']:.3f} | "
+                f"{r[f'{name}_triplets_per_second']:.0f} |"
+            )
+    print()
+    for r in runs:
+        line = f"batch {r['batch_size']}: bf16 {r['bf16_speedup_over_fp32']:.2f}x over fp32"
+        if "dedup_speedup_over_naive_fp32" in r:
+            line += f", dedup {r['dedup_speedup_over_naive_fp32']:.2f}x over naive"
+        print(line + f" (mean profile length {r['mean_profile_length']:.2f})")
+    print(f"on {machine}, {torch.get_num_threads()} threads; training uses {args.training_precision} here (precision auto)")
 
 
 if __name__ == "__main__":

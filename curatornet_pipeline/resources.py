@@ -17,13 +17,24 @@ DEMO_SCALES = ("paper", "small", "tiny")
 
 
 def demo_config(scale: str, seed: int) -> DemoGalleryConfig:
+    """The demo gallery of a scale name, or of '<factor>x' (e.g. '0.25x', '4x': the paper's size times factor)."""
+    if scale.endswith("x"):
+        try:
+            factor = float(scale[:-1])
+        except ValueError:
+            factor = float("nan")
+        if factor > 0:
+            return DemoGalleryConfig.scaled(factor, seed=seed)
     if scale == "paper":
         return DemoGalleryConfig(seed=seed)
     if scale == "small":
         return DemoGalleryConfig.small(seed=seed)
     if scale == "tiny":
         return DemoGalleryConfig.tiny(seed=seed)
-    raise ValueError(f"unknown demo scale {scale!r}: expected one of {', '.join(DEMO_SCALES)}")
+    raise ValueError(
+        f"unknown demo scale {scale!r}: expected one of {', '.join(DEMO_SCALES)} or a factor of the paper's "
+        "size such as '0.25x' or '4x'"
+    )
 
 
 class GallerySource(dg.ConfigurableResource):

@@ -155,3 +155,14 @@ def test_regenerates_over_previous_gallery_but_not_over_other_folders(tmp_path):
 def test_invalid_config_is_refused(tmp_path):
     with pytest.raises(ValueError):
         generate_demo_gallery(tmp_path / "x", dataclasses.replace(DemoGalleryConfig.tiny(), n_artists=100))
+
+
+def test_demo_scale_factor_multiplies_the_paper_sizes():
+    from curatornet_pipeline.resources import demo_config
+
+    quarter = demo_config("0.25x", seed=7)
+    assert (quarter.n_artworks, quarter.n_artists, quarter.n_users) == (1510, 143, 594)
+    assert demo_config("1x", seed=7) == demo_config("paper", seed=7)
+    for bad in ("0x", "-2x", "fourx", "huge"):
+        with pytest.raises(ValueError, match="unknown demo scale"):
+            demo_config(bad, seed=7)

@@ -172,16 +172,16 @@ def test_curatornet_scores_are_the_model_dot_products():
     config = CuratorNetConfig(input_dim=6, item_dims=(5, 4), user_dims=(4,))
     model = CuratorNet(config, torch.Generator().manual_seed(0))
     features = np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32)
-    item_vecs = model.embed_catalogue(features)
+    item_vecs = model.embed_catalogue(features, precision="fp32")  # compared with an fp32 reference below
     profile, candidates = np.array([1, 4]), np.array([0, 2, 3, 8])
     with torch.no_grad():
         x_ui, _ = model.score_triplets(
             torch.from_numpy(features), torch.tensor([1, 4]), torch.tensor([0, 0]), 1,
             torch.zeros(4, dtype=torch.long), torch.from_numpy(candidates), torch.from_numpy(candidates),
         )
-    assert curatornet_scores(model, item_vecs, profile, candidates) == pytest.approx(x_ui.numpy(), abs=1e-5)
+    assert curatornet_scores(model, item_vecs, profile, candidates, "fp32") == pytest.approx(x_ui.numpy(), abs=1e-5)
     user = EvaluationUser("u", profile, candidates, np.array([3]), INVENTORY_PROTOCOL)
-    stored = {"u": user_vector(model, item_vecs, profile)}  # what the user_vectors asset stores
+    stored = {"u": user_vector(model, item_vecs, profile, "fp32")}  # what the user_vectors asset stores
     assert user_vector_scorer(item_vecs, stored)(user) == pytest.approx(x_ui.numpy(), abs=1e-5)
 
 

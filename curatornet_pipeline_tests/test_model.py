@@ -126,6 +126,6 @@ def test_config_rejects_mismatched_output_dims_and_round_trips():
 def test_embed_catalogue_matches_item_tower():
     model = _model().float()
     feats = np.random.default_rng(0).normal(size=(11, 12)).astype(np.float32)
-    out = model.embed_catalogue(feats, batch_size=4)
+    out = model.embed_catalogue(feats, batch_size=4, precision="fp32")  # bf16 parity: test_precision.py
     assert out.shape == (11, 6) and out.dtype == np.float32
     assert np.allclose(out, model.item_vectors(torch.from_numpy(feats)).detach().numpy(), atol=1e-6)

@@ -18,7 +18,8 @@ def setup():
     model = CuratorNet(CONFIG, torch.Generator().manual_seed(0))
     features = np.random.default_rng(0).normal(size=(N_ITEMS, 10)).astype(np.float32)
     ids = [f"art{i:03d}" for i in range(N_ITEMS)]
-    return model, features, ids, Recommender.from_features(model, features, ids)
+    # fp32: the rankings are compared with an fp32 pass through the full network (bf16: test_precision.py).
+    return model, features, ids, Recommender.from_features(model, features, ids, precision="fp32")
 
 
 def full_model_ranking(model: CuratorNet, features: np.ndarray, profile: list[int]) -> np.ndarray:

@@ -158,7 +158,9 @@ def test_training_learns_a_visual_preference_problem():
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert result.best_epoch == int(history["epoch"][history["validation_accuracy"].idxmax()])
     best_accuracy = history["validation_accuracy"].max()
-    assert validation_accuracy(result.model, features, validation) == pytest.approx(best_accuracy)
+    assert validation_accuracy(result.model, features, validation, precision=result.precision_used) == pytest.approx(
+        best_accuracy
+    )
     assert result.device_used == "cpu"
     assert sum(m.startswith("epoch ") for m in messages) == 4
 

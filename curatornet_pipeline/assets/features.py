@@ -12,7 +12,8 @@ from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
-from curatornet_pipeline.core.clustering import cluster_embeddings
+from curatornet_pipeline.core.clustering import DEFAULT_SILHOUETTE_SAMPLE_SIZE, cluster_embeddings
+from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     embed_images,
@@ -23,6 +24,7 @@ from curatornet_pipeline.core.embeddings import (
 )
 from curatornet_pipeline.core.ingest import find_image_files
 from curatornet_pipeline.core.preflight import NPY_NAME, embedding_source, pca_note, resolve_n_clusters
+from curatornet_pipeline.core.precision import resolve_precision
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
 
@@ -45,6 +47,11 @@ class EmbeddingConfig(dg.Config):
     batch_size: int = Field(default=64, description="Images per forward pass.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
     seed: int = Field(default=0, description="Seed of the random-init weights.")
+    precision: str = Field(
+        default="auto",
+        description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
+        "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
+    )
 
 
 def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
@@ -114,6 +121,7 @@ def resnet50_embeddings(
             batch_size=config.batch_size,
             device=config.device,
             progress=progress,
+            precision=config.precision,
         )
         elapsed = time.perf_counter() - started
         metadata["embedding_source"] = f"images in {folder / 'images'}"
@@ -122,8 +130,16 @@ def resnet50_embeddings(
             "imagenet": "torchvision ResNet50 ImageNet weights (IMAGENET1K_V2)",
         }.get(weights, f"local weights file {weights}")
         metadata["image_size"] = image_size
+        precision = resolve_precision(config.precision, resolve_device(config.device))
+        metadata["precision"] = precision
         metadata["images_per_second"] = float(len(ids) / max(elapsed, 1e-9))
-        embedder = {"source": "images", "weights": weights, "seed": config.seed, "image_size": image_size}
+        embedder = {
+            "source": "images",
+            "weights": weights,
+            "seed": config.seed,
+            "image_size": image_size,
+            "precision": precision,
+        }
         content_keys = image_content_hashes([paths[i] for i in ids])
     validate_embedding_matrix(embeddings, metadata["embedding_source"])
     # The content key (image bytes or vector hash) and the embedder let serving reuse these vectors for
@@ -158,6 +174,11 @@ class ClusteringConfig(dg.Config):
     n_runs: int = Field(default=20, description="k-means runs with different seeds; the best silhouette wins.")
     pca_components: int = Field(default=200, description="PCA dimensions before k-means (the paper: 200).")
     seed: int = Field(default=0, description="Seed of PCA and of the first k-means run.")
+    silhouette_sample_size: int = Field(
+        default=DEFAULT_SILHOUETTE_SAMPLE_SIZE,
+        description="Silhouettes are computed on this many artworks (a fixed seeded sample) once the catalogue is "
+        "larger; 0 = every artwork (exact, O(N^2) per run).",
+    )
 
 
 @dg.asset(
@@ -192,6 +213,7 @@ def visual_clusters(
         n_runs=config.n_runs,
         pca_components=config.pca_components,
         seed=config.seed,
+        silhouette_sample_size=config.silhouette_sample_size,
         progress=lambda run, n_runs, score: context.log.info(f"k-means run {run + 1}/{n_runs}: silhouette {score:.4f}"),
     )
     clusters = pd.DataFrame(
@@ -227,6 +249,7 @@ def visual_clusters(
             "chosen_run": int(result.chosen_run),
             "chosen_seed": int(result.run_seeds[result.chosen_run]),
             "best_silhouette": float(result.silhouettes[result.chosen_run]),
+            "silhouette_points": int(result.silhouette_points),
             "silhouette_per_run": dg.MetadataValue.json([round(float(s), 5) for s in result.silhouettes]),
             "pca_explained_variance": float(result.explained_variance_ratio),
             "cluster_size_min": int(sizes.min()),

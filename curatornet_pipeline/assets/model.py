@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curatornet_pipeline import plots
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda, user_vector
+from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
 from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES
@@ -113,6 +113,11 @@ class CuratorNetTrainingConfig(dg.Config):
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
     device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
+    precision: str = Field(
+        default="auto",
+        description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
+        "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
+    )
 
     def training_config(self, l2_lambda: float) -> TrainingConfig:
         return TrainingConfig(
@@ -126,6 +131,7 @@ class CuratorNetTrainingConfig(dg.Config):
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,
+            precision=self.precision,
         )
 
 
@@ -191,6 +197,7 @@ def _train_variant(
                         "l2_lambda": l2_lambda,
                         "model": model_config.to_dict(),
                         "strategies": list(source.strategies),
+                        "precision_used": result.precision_used,
                     }
                 ),
                 "lineage": json.dumps(lineage),
@@ -311,6 +318,9 @@ class VBPRTrainingConfig(dg.Config):
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     seed: int = Field(default=0, description="Seed.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    precision: str = Field(
+        default="auto", description="Forward-pass precision: 'auto', 'fp32' or 'bf16' (as for CuratorNet)."
+    )
 
     def vbpr_config(self, l2_lambda: float) -> VBPRConfig:
         fields = self.model_dump(exclude={"l2_lambdas"})
@@ -353,7 +363,12 @@ def _train_vbpr_variant(
                 "n_validation_triplets": int(len(validation)),
                 "skipped_one_item_triplets": int(result.model.skipped_triplets),
                 "config": json.dumps(
-                    {**config.model_dump(), "l2_lambda": l2_lambda, "strategies": list(source.strategies)}
+                    {
+                        **config.model_dump(),
+                        "l2_lambda": l2_lambda,
+                        "strategies": list(source.strategies),
+                        "precision_used": result.precision_used,
+                    }
                 ),
                 "lineage": json.dumps(lineage),
                 "weights": result.model.to_bytes(),
@@ -480,10 +495,7 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
                 }
             )
         )
-        user_vecs = np.stack(
-            [user_vector(model, item_vecs, u.profile) for u in users]
-            or [np.zeros((0, item_vecs.shape[1]), dtype=np.float32)]
-        ).reshape(len(users), item_vecs.shape[1])
+        user_vecs = model.profile_vectors(item_vecs, [u.profile for u in users])  # batched, not one pass per user
         user_frames.append(
             pd.DataFrame(
                 {

@@ -194,6 +194,8 @@ def serving_embeddings(
                 image_size=int(embedder["image_size"]),
                 batch_size=config.batch_size,
                 device=config.device,
+                # New images are embedded in the precision the training images were (older tables: fp32).
+                precision=embedder.get("precision", "fp32"),
             )
         n_new = len(missing)
     frame = pd.DataFrame(

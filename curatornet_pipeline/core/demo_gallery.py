@@ -118,6 +118,19 @@ class DemoGalleryConfig:
         """About 600 artworks, 60 artists, 250 users: for quick end-to-end runs."""
         return cls(n_artworks=600, n_artists=60, n_users=250, n_style_families=10, seed=seed)
 
+    @classmethod
+    def scaled(cls, factor: float, seed: int = 7) -> "DemoGalleryConfig":
+        """The paper-scale gallery with artworks, artists and users (hence purchases) multiplied by ``factor``."""
+        if not factor > 0:
+            raise ValueError(f"demo scale factor must be > 0, got {factor}")
+        paper = cls(seed=seed)
+        return cls(
+            n_artworks=max(2, round(paper.n_artworks * factor)),
+            n_artists=max(1, round(paper.n_artists * factor)),
+            n_users=max(1, round(paper.n_users * factor)),
+            seed=seed,
+        )
+
     def validate(self) -> None:
         """Raise ValueError on impossible settings."""
         if not 1 <= self.n_artists <= self.n_artworks:

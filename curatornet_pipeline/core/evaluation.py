@@ -145,11 +145,14 @@ def candidate_items(artworks: pd.DataFrame, split_transactions: pd.DataFrame) ->
 
 def visrank_scores(raw_embeddings: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """VisRank: max cosine similarity between each candidate and any profile item, on the raw embeddings."""
+    return _visrank_unit_scores(unit_rows(np.asarray(raw_embeddings, dtype=np.float64)), profile, candidates)
+
+
+def _visrank_unit_scores(unit_catalogue: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """VisRank from the catalogue's unit rows [N, F]: one [L, N] product per user, no per-user normalisation."""
     if len(profile) == 0:
         raise ValueError("VisRank needs a non-empty profile")
-    cand = unit_rows(np.asarray(raw_embeddings[candidates], dtype=np.float64))  # [C, F]
-    prof = unit_rows(np.asarray(raw_embeddings[np.unique(profile)], dtype=np.float64))  # [L, F]
-    return (cand @ prof.T).max(axis=1)
+    return (unit_catalogue[np.unique(profile)] @ unit_catalogue.T).max(axis=0)[candidates]  # [C]
 
 
 def random_scores(seed: int, user: str, candidates: np.ndarray) -> np.ndarray:
@@ -172,15 +175,11 @@ def oracle_scores(candidates: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.isin(candidates, relevant).astype(np.float64)
 
 
-@torch.no_grad()
-def user_vector(model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray) -> np.ndarray:
+def user_vector(model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, precision: str = "auto") -> np.ndarray:
     """The [D] float32 user vector of a profile: one user-tower pass over its cached item vectors."""
     if len(profile) == 0:
         raise ValueError("CuratorNet needs a non-empty profile")
-    cache = torch.as_tensor(item_vecs, dtype=torch.float32)  # zero-copy for a float32 array
-    param = next(model.parameters())
-    profile_vecs = cache[torch.as_tensor(profile, dtype=torch.long)].to(param.device, param.dtype)  # [L, D]
-    return model.profile_vector(profile_vecs).to("cpu", torch.float32).numpy()
+    return model.profile_vectors(item_vecs, [profile], precision)[0]
 
 
 def dot_scores(item_vecs: np.ndarray, user: np.ndarray, candidates: np.ndarray) -> np.ndarray:
@@ -193,14 +192,15 @@ def dot_scores(item_vecs: np.ndarray, user: np.ndarray, candidates: np.ndarray) 
 
 
 def curatornet_scores(
-    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray
+    model: CuratorNet, item_vecs: np.ndarray, profile: np.ndarray, candidates: np.ndarray, precision: str = "auto"
 ) -> np.ndarray:
     """CuratorNet's score of each candidate for a profile; item_vecs: cached [N, D] float32."""
-    return dot_scores(item_vecs, user_vector(model, item_vecs, profile), candidates)
+    return dot_scores(item_vecs, user_vector(model, item_vecs, profile, precision), candidates)
 
 
 def visrank_scorer(raw_embeddings: np.ndarray) -> Scorer:
-    return lambda u: visrank_scores(raw_embeddings, u.profile, u.candidates)
+    unit_catalogue = unit_rows(np.asarray(raw_embeddings, dtype=np.float64))  # normalised once, not per user
+    return lambda u: _visrank_unit_scores(unit_catalogue, u.profile, u.candidates)
 
 
 def random_scorer(seed: int) -> Scorer:

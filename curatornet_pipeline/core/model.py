@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from curatornet_pipeline.core.precision import autocast, resolve_precision
+
 
 @dataclass(frozen=True)
 class CuratorNetConfig:
@@ -116,9 +118,16 @@ class CuratorNet(nn.Module):
                 nn.init.xavier_uniform_(module.weight, generator=generator)
                 nn.init.zeros_(module.bias)
 
+    def _parameter_dtype(self) -> torch.dtype:
+        return self.item_tower[0].weight.dtype
+
     def item_vectors(self, features: Tensor) -> Tensor:
-        """[N, F] item features -> [N, D] item vectors."""
-        return self.item_tower(features)
+        """[N, F] item features -> [N, D] item vectors, in the parameters' dtype.
+
+        Under bf16 autocast (core.precision) the tower's products run in bfloat16; casting the result back
+        keeps pooling, scores and the loss in full precision.
+        """
+        return self.item_tower(features).to(self._parameter_dtype())
 
     def user_vectors(self, item_vecs: Tensor, slot_items: Tensor, slot_profile: Tensor, n_profiles: int) -> Tensor:
         """User vectors of P profiles given as flat slots.
@@ -127,7 +136,7 @@ class CuratorNet(nn.Module):
         slot_profile: [S] profile of each slot (0..P-1). Returns [P, D].
         """
         pooled = pool_profiles(F.embedding(slot_items, item_vecs), slot_profile, n_profiles)  # [P, 2D]
-        return self.user_tower(pooled)  # [P, D]
+        return self.user_tower(pooled).to(self._parameter_dtype())  # [P, D], full precision as item_vectors
 
     def profile_vector(self, profile_item_vecs: Tensor) -> Tensor:
         """User vector [D] of a single profile given its item vectors [L, D]."""
@@ -164,13 +173,44 @@ class CuratorNet(nn.Module):
         return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
 
     @torch.no_grad()
-    def embed_catalogue(self, features: np.ndarray | Tensor, batch_size: int = 8192) -> np.ndarray:
-        """Item vectors [N, D] (float32, numpy) for a whole catalogue of features [N, F], in inference mode."""
+    def embed_catalogue(
+        self, features: np.ndarray | Tensor, batch_size: int = 8192, precision: str = "auto"
+    ) -> np.ndarray:
+        """Item vectors [N, D] (float32, numpy) for a whole catalogue of features [N, F], in inference mode.
+
+        ``precision``: see core.precision ('auto' runs bf16 autocast where the hardware supports it).
+        """
         param = next(self.parameters())
+        resolved = resolve_precision(precision, param.device)
         out = []
         for start in range(0, len(features), batch_size):
             chunk = torch.as_tensor(features[start : start + batch_size]).to(param.device, param.dtype)
-            out.append(self.item_vectors(chunk).float().cpu())
+            with autocast(resolved, param.device):
+                out.append(self.item_vectors(chunk).float().cpu())
         if not out:
             return np.zeros((0, self.config.embedding_dim), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def profile_vectors(
+        self, item_vecs: np.ndarray | Tensor, profiles: list[np.ndarray], precision: str = "auto", chunk: int = 4096
+    ) -> np.ndarray:
+        """User vectors [U, D] (float32, numpy) of U profiles (artwork rows of ``item_vecs`` [N, D]), batched.
+
+        One user-tower pass per ``chunk`` profiles instead of one per profile. Raises ValueError when a
+        profile is empty.
+        """
+        param = next(self.parameters())
+        resolved = resolve_precision(precision, param.device)
+        cache = torch.as_tensor(item_vecs).to(param.device, param.dtype)  # [N, D]
+        out = [torch.zeros((0, self.config.embedding_dim))]
+        for start in range(0, len(profiles), chunk):
+            group = [np.asarray(p, dtype=np.int64).reshape(-1) for p in profiles[start : start + chunk]]
+            lengths = np.array([len(p) for p in group], dtype=np.int64)
+            if (lengths == 0).any():
+                raise ValueError(f"profile {start + int(np.argmin(lengths))} is empty: a user vector needs an item")
+            slot_items = torch.from_numpy(np.concatenate(group)).to(param.device)  # [S]
+            slot_profile = torch.from_numpy(np.repeat(np.arange(len(group)), lengths)).to(param.device)  # [S]
+            with autocast(resolved, param.device):
+                out.append(self.user_vectors(cache, slot_items, slot_profile, len(group)).float().cpu())
         return torch.cat(out).numpy()

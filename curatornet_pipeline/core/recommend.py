@@ -16,6 +16,7 @@ import pandas as pd
 from curatornet_pipeline.core.evaluation import curatornet_scores
 from curatornet_pipeline.core.metrics import top_k_order
 from curatornet_pipeline.core.model import CuratorNet
+from curatornet_pipeline.core.precision import check_precision
 
 
 class Recommender:
@@ -27,11 +28,14 @@ class Recommender:
         item_vectors: np.ndarray,
         artwork_ids: Sequence[str],
         available: np.ndarray | None = None,
+        precision: str = "auto",
     ):
         """item_vectors: [N, D] CuratorNet item vectors aligned with artwork_ids (the artwork_idx order).
 
         available: optional boolean [N]; only those artworks are recommended (a profile may hold any artwork).
+        precision: of the user-tower pass per request (core.precision).
         """
+        self.precision = check_precision(precision)
         item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
         if item_vectors.ndim != 2 or item_vectors.shape != (len(artwork_ids), model.config.embedding_dim):
             raise ValueError(
@@ -49,9 +53,11 @@ class Recommender:
             raise ValueError(f"available has shape {self.available.shape}, expected ({len(self.artwork_ids)},)")
 
     @classmethod
-    def from_features(cls, model: CuratorNet, features: np.ndarray, artwork_ids: Sequence[str]) -> "Recommender":
+    def from_features(
+        cls, model: CuratorNet, features: np.ndarray, artwork_ids: Sequence[str], precision: str = "auto"
+    ) -> "Recommender":
         """Build from raw (z-scored) features [N, F], running the item tower once over the catalogue."""
-        return cls(model, model.embed_catalogue(features), artwork_ids)
+        return cls(model, model.embed_catalogue(features, precision=precision), artwork_ids, precision=precision)
 
     def recommend(self, item_ids: Sequence[str], k: int = 20, exclude_profile: bool = True) -> pd.DataFrame:
         """Top ``k`` artworks for a profile of artwork ids: DataFrame(rank, artwork_id, score), rank from 1."""
@@ -70,7 +76,7 @@ class Recommender:
         if exclude_profile:
             allowed[profile] = False
         candidates = np.flatnonzero(allowed)
-        scores = curatornet_scores(self.model, self.item_vectors, profile, candidates)
+        scores = curatornet_scores(self.model, self.item_vectors, profile, candidates, self.precision)
         top = top_k_order(scores, candidates, k)
         return pd.DataFrame(
             {

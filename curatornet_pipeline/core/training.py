@@ -33,6 +33,7 @@ from torch import Tensor
 
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
+from curatornet_pipeline.core.precision import PRECISIONS, autocast, resolve_precision
 from curatornet_pipeline.core.triplet_set import TripletSet, gather_csr_rows
 
 _FORMAT = "curatornet-state-v1"
@@ -57,6 +58,7 @@ class TrainingConfig:
     seed: int = 0
     device: str = "auto"
     log_every_batches: int = 200
+    precision: str = "auto"  # forward passes: 'auto', 'fp32' or 'bf16' (core.precision)
 
     def __post_init__(self) -> None:
         problems = []
@@ -78,6 +80,8 @@ class TrainingConfig:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.log_every_batches < 0:
             problems.append(f"log_every_batches must be >= 0, got {self.log_every_batches}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
             raise ValueError("invalid TrainingConfig: " + "; ".join(problems))
 
@@ -137,6 +141,7 @@ class TrainingResult:
     history: pd.DataFrame
     best_epoch: int
     device_used: str
+    precision_used: str = "fp32"  # the resolved forward precision, 'fp32' or 'bf16'
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,9 +235,21 @@ def _device_batch_scores(model: CuratorNet, feats: Tensor, dt: DeviceTriplets, r
 
 
 def _features_tensor(features: np.ndarray | Tensor, model: CuratorNet) -> Tensor:
-    """Features on the model's device and dtype (no copy when they already are)."""
+    """Features on the model's device and dtype (no copy when they already are); bf16 ones stay bf16."""
     param = next(model.parameters())
-    return torch.as_tensor(features).to(device=param.device, dtype=param.dtype)
+    features = torch.as_tensor(features)
+    dtype = torch.bfloat16 if features.dtype == torch.bfloat16 else param.dtype
+    return features.to(device=param.device, dtype=dtype)
+
+
+def model_features(features: np.ndarray | Tensor, model: CuratorNet, precision: str) -> Tensor:
+    """The feature matrix as the item tower consumes it: on the model's device, bf16 for a 'bf16' precision.
+
+    bf16 autocast rounds the tower's input to bf16 anyway, so storing the matrix in bf16 once gives the same
+    numbers while each batch gathers half the bytes and skips a cast.
+    """
+    feats = _features_tensor(features, model)
+    return feats.to(torch.bfloat16) if precision == "bf16" else feats
 
 
 def _index(array: np.ndarray, device: torch.device) -> Tensor:
@@ -263,27 +280,33 @@ def batch_loss(
     ts: TripletSet | DeviceTriplets,
     rows: np.ndarray | Tensor,
     l2_lambda: float,
+    precision: str = "fp32",
 ) -> Tensor:
     """Loss of triplets ``rows`` with each tower run once per distinct input (the training path).
 
     features: [N, F] z-scored item features (numpy or a tensor already on the model's device). With a
     ``DeviceTriplets`` the batch is assembled on the device (used for GPU training); the result is the same.
+    precision: a resolved 'fp32' or 'bf16' (core.precision); only the towers' forward is autocast, the
+    scores come back in float32 and the loss is computed in float32.
     """
     feats = _features_tensor(features, model)
     device = feats.device
     if isinstance(ts, DeviceTriplets):
         rows_t = torch.as_tensor(rows, device=device)
-        return _bpr_loss(model, *_device_batch_scores(model, feats, ts, rows_t), l2_lambda)
+        with autocast(precision, device):
+            x_ui, x_uj = _device_batch_scores(model, feats, ts, rows_t)
+        return _bpr_loss(model, x_ui, x_uj, l2_lambda)
     b = gather_batch(ts, np.asarray(rows))
-    x_ui, x_uj = model.score_triplets(
-        _feature_rows(feats, b.items),  # [M, F]
-        _index(b.slot_items, device),
-        _index(b.slot_profile, device),
-        b.n_profiles,
-        _index(b.triplet_profile, device),
-        _index(b.triplet_positive, device),
-        _index(b.triplet_negative, device),
-    )
+    with autocast(precision, device):
+        x_ui, x_uj = model.score_triplets(
+            _feature_rows(feats, b.items),  # [M, F]
+            _index(b.slot_items, device),
+            _index(b.slot_profile, device),
+            b.n_profiles,
+            _index(b.triplet_profile, device),
+            _index(b.triplet_positive, device),
+            _index(b.triplet_negative, device),
+        )
     return _bpr_loss(model, x_ui, x_uj, l2_lambda)
 
 
@@ -309,23 +332,28 @@ def naive_triplet_loss(
 
 @torch.no_grad()
 def validation_accuracy(
-    model: CuratorNet, features: np.ndarray | Tensor, ts: TripletSet, batch_size: int = 4096
+    model: CuratorNet, features: np.ndarray | Tensor, ts: TripletSet, batch_size: int = 4096, precision: str = "fp32"
 ) -> float:
-    """Fraction of triplets with x_ui > x_uj (strictly; ties count as wrong). NaN for an empty set."""
+    """Fraction of triplets with x_ui > x_uj (strictly; ties count as wrong). NaN for an empty set.
+
+    precision: a resolved 'fp32' or 'bf16', the forward passes' precision (as in training).
+    """
     if len(ts) == 0:
         return float("nan")
     feats = _features_tensor(features, model)
     device = feats.device
     # Item vectors of the whole catalogue once; the profile/positive/negative rows then index them.
-    item_vecs = torch.cat([model.item_vectors(feats[s : s + 8192]) for s in range(0, len(feats), 8192)])
+    with autocast(precision, device):
+        item_vecs = torch.cat([model.item_vectors(feats[s : s + 8192]) for s in range(0, len(feats), 8192)])
     correct = 0
     for start in range(0, len(ts), batch_size):
         rows = np.arange(start, min(start + batch_size, len(ts)))
         profiles, triplet_profile = np.unique(ts.profile_id[rows], return_inverse=True)
         slot_artworks, slot_profile = csr_gather(ts.profile_offsets, ts.profile_items, profiles)
-        users = model.user_vectors(
-            item_vecs, _index(slot_artworks, device), _index(slot_profile, device), len(profiles)
-        )[_index(triplet_profile.reshape(-1), device)]  # [T, D]
+        with autocast(precision, device):
+            users = model.user_vectors(
+                item_vecs, _index(slot_artworks, device), _index(slot_profile, device), len(profiles)
+            )[_index(triplet_profile.reshape(-1), device)]  # [T, D]
         x_ui = (users * item_vecs[_index(ts.positive[rows], device)]).sum(1)
         x_uj = (users * item_vecs[_index(ts.negative[rows], device)]).sum(1)
         correct += int((x_ui > x_uj).sum())
@@ -392,16 +420,17 @@ def train_curatornet(
     say = progress or (lambda message: None)
 
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     with deterministic_algorithms(device.type == "cpu"):
         rng = np.random.default_rng(config.seed)
         model = CuratorNet(model_config, generator=torch.Generator().manual_seed(config.seed)).to(device)
-        feats = torch.as_tensor(features, dtype=torch.float32).to(device)
+        feats = model_features(np.asarray(features, dtype=np.float32), model, precision)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         # On a GPU the batch index work runs on the device too; on the CPU numpy is faster for it.
         train_on_device = DeviceTriplets.from_set(train, device) if device.type == "cuda" else None
         n_batches = math.ceil(len(train) / config.batch_size)
         say(
-            f"training CuratorNet on {device}: {len(train)} triplets, {n_batches} batches of "
+            f"training CuratorNet on {device} ({precision}): {len(train)} triplets, {n_batches} batches of "
             f"{config.batch_size}, {len(validation)} validation triplets"
         )
 
@@ -424,7 +453,12 @@ def train_curatornet(
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = batch_loss(
-                    model, feats, train_on_device if train_on_device is not None else train, rows, config.l2_lambda
+                    model,
+                    feats,
+                    train_on_device if train_on_device is not None else train,
+                    rows,
+                    config.l2_lambda,
+                    precision,
                 )
                 loss.backward()
                 optimizer.step()
@@ -432,7 +466,7 @@ def train_curatornet(
                 if config.log_every_batches and (b + 1) % config.log_every_batches == 0:
                     say(f"epoch {epoch} batch {b + 1}/{n_batches} loss {loss.item():.4f}")
             train_seconds = time.perf_counter() - epoch_start
-            accuracy = validation_accuracy(model, feats, validation, config.batch_size)
+            accuracy = validation_accuracy(model, feats, validation, config.batch_size, precision)
             if schedule.update(accuracy):
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             history.append(
@@ -457,7 +491,7 @@ def train_curatornet(
     best.load_state_dict(best_state)
     best.eval()
     say(f"best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
-    return TrainingResult(best, pd.DataFrame(history), schedule.best_epoch, str(device))
+    return TrainingResult(best, pd.DataFrame(history), schedule.best_epoch, str(device), precision)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.precision import autocast, check_precision, resolve_precision
 from curatornet_pipeline.core.training import PlateauSchedule, deterministic_algorithms
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -60,8 +61,10 @@ class VBPRConfig:
     init_std: float = 0.01
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # forward pass: 'auto', 'fp32' or 'bf16' (core.precision)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.latent_dim < 0 or self.visual_dim < 0 or self.latent_dim + self.visual_dim == 0:
             raise ValueError(f"VBPRConfig needs non-negative dims with a positive total, got {self}")
         if (
@@ -114,22 +117,31 @@ class _VBPRNet(nn.Module):
         return diff, sq_norm
 
 
-def vbpr_loss(net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, l2_lambda: float) -> Tensor:
-    """BPR loss of a batch plus the L2 term described in the module docstring."""
-    diff, sq_norm = net.score_difference(features, users, pos, neg)
+def vbpr_loss(
+    net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, l2_lambda: float, precision: str = "fp32"
+) -> Tensor:
+    """BPR loss of a batch plus the L2 term described in the module docstring.
+
+    precision: a resolved 'fp32' or 'bf16'. Only the forward is autocast (the feature projection is the
+    costly product); the loss itself is computed in float32.
+    """
+    with autocast(precision, features.device):
+        diff, sq_norm = net.score_difference(features, users, pos, neg)
+    diff, sq_norm = diff.float(), sq_norm.float()
     global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
     return F.softplus(-diff).mean() + l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
 
 
 @torch.no_grad()
 def _validation_accuracy(
-    net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, batch_size: int
+    net: _VBPRNet, features: Tensor, users: Tensor, pos: Tensor, neg: Tensor, batch_size: int, precision: str
 ) -> float:
     """Fraction of validation triplets with x_ui > x_uj (ties count as wrong), as for CuratorNet."""
     correct = 0
     for start in range(0, len(users), batch_size):
         rows = slice(start, start + batch_size)
-        diff, _ = net.score_difference(features, users[rows], pos[rows], neg[rows])
+        with autocast(precision, features.device):
+            diff, _ = net.score_difference(features, users[rows], pos[rows], neg[rows])
         correct += int((diff > 0).sum())
     return correct / len(users)
 
@@ -204,6 +216,7 @@ class VBPRTrainingResult:
     history: pd.DataFrame
     best_epoch: int
     device_used: str
+    precision_used: str = "fp32"  # the resolved forward precision
 
     @property
     def validation_accuracy(self) -> float:
@@ -248,9 +261,10 @@ def train_vbpr(
     val_users, val_pos, val_neg, _ = _user_triplets(validation, n_users, len(features), "validation")
 
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     say(
-        f"training VBPR on {device}: {len(users)} triplets with a user, {skipped} one-item triplets skipped, "
-        f"{len(val_users)} validation triplets"
+        f"training VBPR on {device} ({precision}): {len(users)} triplets with a user, {skipped} one-item triplets "
+        f"skipped, {len(val_users)} validation triplets"
     )
     with deterministic_algorithms(device.type == "cpu"):
         feats = torch.as_tensor(features, dtype=torch.float32).to(device)
@@ -277,11 +291,11 @@ def train_vbpr(
             for b in range(n_batches):
                 rows = order[b * config.batch_size : (b + 1) * config.batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                loss = vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda)
+                loss = vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda, precision)
                 loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach() * len(rows)
-            accuracy = _validation_accuracy(net, feats, *validation_t, config.batch_size)
+            accuracy = _validation_accuracy(net, feats, *validation_t, config.batch_size, precision)
             if schedule.update(accuracy):
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             history.append(
@@ -304,7 +318,7 @@ def train_vbpr(
         net.load_state_dict(best_state)
 
         model = _scoring_model(net, feats, np.unique(users), int(skipped))
-    return VBPRTrainingResult(model, pd.DataFrame(history), schedule.best_epoch, str(device))
+    return VBPRTrainingResult(model, pd.DataFrame(history), schedule.best_epoch, str(device), precision)
 
 
 @torch.no_grad()
