@@ -297,7 +297,7 @@ def recommendation_gallery(
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         chosen_model = serving_model(con)
-        method = _curatornet_label(chosen_model.variant, chosen_model.l2_lambda)
+        method = model_label("CuratorNet", chosen_model.variant, chosen_model.l2_lambda)
         recs = read_frame(
             con,
             "SELECT user_id, rank, artwork_id, is_hit FROM evaluation.recommendations WHERE method = ? AND rank <= ? "
