@@ -53,6 +53,10 @@ _EVALUATION_INPUTS = (
     "model.vbpr_models",
 )
 
+_SERVING_EMBEDDING_INPUTS = ("serving.catalogue", "features.resnet50_embeddings")
+_SERVING_VECTOR_INPUTS = ("serving.artwork_embeddings", "model.curatornet_models", "features.resnet50_embeddings")
+_SERVED_LIST_INPUTS = ("serving.item_vectors", "serving.interactions", "serving.available_artworks")
+
 # The tables each table is computed from (what its asset reads). "table/partition" keys override the
 # table's entry for one partition. Tables of the ingest group are computed from the source files, whose
 # fingerprint the ingest step records as an external input.
@@ -90,6 +94,16 @@ TABLE_INPUTS: dict[str, tuple[str, ...]] = {
     "evaluation.metric_table": ("evaluation.per_user_metrics",),
     "evaluation.significance_tests": ("evaluation.per_user_metrics",),
     "evaluation.figure_3": ("evaluation.per_user_metrics",),
+    # The serving side: the fast path rewrites only these, from the source files and the stored model.
+    "serving.catalogue": (),
+    "serving.available_artworks": (),
+    "serving.interactions": (),
+    "serving.artwork_embeddings": _SERVING_EMBEDDING_INPUTS,
+    "serving.item_vectors": _SERVING_VECTOR_INPUTS,
+    "serving.model": _SERVING_VECTOR_INPUTS,
+    "serving.user_vectors": _SERVED_LIST_INPUTS,
+    "serving.user_recommendations": _SERVED_LIST_INPUTS,
+    "serving.similar_artworks": ("serving.item_vectors", "serving.available_artworks"),
 }
 
 

@@ -41,7 +41,7 @@ def test_16bit_png_embeds_like_its_8bit_equivalent(tmp_path):
     pixels = _gradient16(tmp_path / "gray16.png")
     Image.fromarray(np.rint(pixels * (255 / 65535)).astype(np.uint8)).save(tmp_path / "gray8.png")
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2048))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2048))
     features = embed_images([tmp_path / "gray16.png", tmp_path / "gray8.png"], model, image_size=32, batch_size=2)
     np.testing.assert_allclose(features[0], features[1], rtol=1e-5, atol=1e-5)
 

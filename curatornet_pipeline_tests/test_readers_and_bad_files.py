@@ -188,7 +188,8 @@ def test_picture_uses_a_folder_source_and_says_when_images_are_missing(materiali
 def test_artwork_ids_with_commas_via_repeated_item_flags_and_a_file(database_copy, tmp_path, capsys):
     with duckdb.connect(str(database_copy)) as con:
         first = con.execute("SELECT artwork_id FROM model.item_embeddings ORDER BY artwork_idx LIMIT 1").fetchone()[0]
-        con.execute("UPDATE model.item_embeddings SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", [first])
+        for table in ("model.item_embeddings", "serving.item_vectors"):  # the serving model reads the latter
+            con.execute(f"UPDATE {table} SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", [first])
     second = some_artworks(database_copy, 2)[1]
     base = ["recommend", "--k", "4", "--database", str(database_copy)]
 

@@ -19,7 +19,7 @@ from pydantic import Field
 from sklearn.preprocessing import StandardScaler
 
 from curatornet_pipeline.assets.metadata import table_metadata
-from curatornet_pipeline.core.batch_recommend import profile_vectors, top_k_per_profile
+from curatornet_pipeline.core.batch_recommend import top_k_per_profile
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     embed_images,
@@ -371,7 +371,7 @@ def served_recommendations(
         interactions = read_frame(con, "SELECT user_id, artwork_idx FROM serving.interactions")
     # serving.interactions is stored in (user, time) order; the catalogue index is the one it was written with.
     users, offsets, items = user_profiles(interactions)
-    user_vecs = profile_vectors(inputs.model, inputs.item_vectors, offsets, items)
+    user_vecs = inputs.model.profile_vectors(inputs.item_vectors, np.split(items, offsets[1:-1]))
     top = top_k_per_profile(user_vecs, inputs.item_vectors, inputs.available, offsets, items, config.k)
     recommendations = pd.DataFrame(
         {
@@ -429,7 +429,7 @@ def similar_artworks(
     n_items = len(inputs.artwork_ids)
     offsets = np.arange(n_items + 1, dtype=np.int64)
     items = np.arange(n_items, dtype=np.int64)
-    single = profile_vectors(inputs.model, inputs.item_vectors, offsets, items)
+    single = inputs.model.profile_vectors(inputs.item_vectors, np.split(items, offsets[1:-1]))
     top = top_k_per_profile(single, inputs.item_vectors, inputs.available, offsets, items, config.n)
     frame = pd.DataFrame(
         {

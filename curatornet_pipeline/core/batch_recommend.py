@@ -1,9 +1,9 @@
-"""Recommendations for many profiles at once: batched user-tower passes and chunked matrix products.
+"""Recommendations for many profiles at once: chunked matrix products and a top-k per row.
 
 Serving computes top-k lists for every customer and "more like this" for every artwork. Both are the same
-operation: user vectors of many profiles (one user-tower pass per chunk of profiles, exact segment
-pooling as in training), then scores against the available artworks' cached item vectors, the profile's
-own artworks masked out, and a top-k per row. No Python loop per user.
+operation: user vectors of many profiles (``CuratorNet.profile_vectors``: one user-tower pass per chunk of
+profiles, exact segment pooling as in training), then scores against the available artworks' cached item
+vectors, the profile's own artworks masked out, and a top-k per row. No Python loop per user.
 """
 
 from __future__ import annotations
@@ -12,31 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from curatornet_pipeline.core.model import CuratorNet
-
 # Rows of the [users x available] score matrix scored at once: 1,024 x 6,040 float32 is ~25 MB.
 CHUNK_ROWS = 1024
-
-
-@torch.no_grad()
-def profile_vectors(
-    model: CuratorNet, item_vecs: np.ndarray, offsets: np.ndarray, items: np.ndarray, chunk: int = CHUNK_ROWS
-) -> np.ndarray:
-    """User vectors [P, D] of P profiles given as CSR (offsets [P+1], items = rows of ``item_vecs``)."""
-    model = model.to("cpu").float().eval()
-    cache = torch.as_tensor(np.ascontiguousarray(item_vecs, dtype=np.float32))
-    n_profiles = len(offsets) - 1
-    if n_profiles and int(np.diff(offsets).min()) < 1:
-        raise ValueError("every profile needs at least one artwork")
-    out = np.zeros((n_profiles, cache.shape[1]), dtype=np.float32)
-    for start in range(0, n_profiles, chunk):
-        stop = min(start + chunk, n_profiles)
-        lo, hi = int(offsets[start]), int(offsets[stop])
-        slots = torch.as_tensor(items[lo:hi], dtype=torch.long)
-        lengths = torch.as_tensor(np.diff(offsets[start : stop + 1]), dtype=torch.long)
-        segment = torch.repeat_interleave(torch.arange(stop - start), lengths)
-        out[start:stop] = model.user_vectors(cache, slots, segment, stop - start).numpy()
-    return out
 
 
 @torch.no_grad()

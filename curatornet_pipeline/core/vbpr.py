@@ -127,7 +127,8 @@ def vbpr_loss(
     """
     with autocast(precision, features.device):
         diff, sq_norm = net.score_difference(features, users, pos, neg)
-    diff, sq_norm = diff.float(), sq_norm.float()
+    if precision == "bf16":
+        diff, sq_norm = diff.float(), sq_norm.float()
     global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
     return F.softplus(-diff).mean() + l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
 
