@@ -39,7 +39,8 @@ REDUCED_BUDGET = {
     "random_triplets": {"config": {"total_train_triplets": 60000}},
     "curatornet_model": {"config": {"max_epochs": 2}},
     "curatornet_random_sampling_model": {"config": {"max_epochs": 1}},
-    "vbpr_model": {"config": {"epochs": 1}},
+    "vbpr_model": {"config": {"max_epochs": 1}},
+    "vbpr_random_sampling_model": {"config": {"max_epochs": 1}},
 }
 
 

@@ -10,7 +10,7 @@ for users). Prints JSON, then a markdown table.
 
     python benchmarks/bench_scaling.py [--scales 0.25 1 4] [--precision auto|fp32|bf16] [--quick]
 
-``--quick`` trains on 20K triplets for 2 epochs instead of the defaults (360K, 10 epochs): a smoke test of
+``--quick`` trains on 20K triplets for 2 epochs instead of the defaults (360K, up to 25 epochs): a smoke test of
 the script whose training figures are not the defaults' (every other step runs with its defaults).
 """
 
@@ -52,7 +52,8 @@ QUICK_OPS = {
     "random_triplets": {"config": {"total_train_triplets": 20000}},
     "curatornet_model": {"config": {"max_epochs": 2}},
     "curatornet_random_sampling_model": {"config": {"max_epochs": 2}},
-    "vbpr_model": {"config": {"epochs": 2}},
+    "vbpr_model": {"config": {"max_epochs": 2}},
+    "vbpr_random_sampling_model": {"config": {"max_epochs": 2}},
 }
 
 
