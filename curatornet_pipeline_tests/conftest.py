@@ -1,63 +1,17 @@
-"""Shared fixtures: a tiny demo gallery and one whole-graph materialization into a temporary DuckDB file.
+"""Session fixtures: one whole-graph materialization of the tiny demo gallery into a temporary DuckDB file.
 
-The whole graph runs once per test session through the real Dagster job (`materialize_everything`), and
-many tests then read the tables it wrote, which keeps the suite fast on two cores.
+The whole graph runs once per test session through the real Dagster job, and many tests then read the tables
+it wrote, which keeps the suite fast on two cores. Helpers live in ``support/`` (imported by the tests).
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from pathlib import Path
-
-import dagster as dg
 import pytest
 
-from curatornet_pipeline.definitions import build_definitions
-from curatornet_pipeline.resources import CuratorDuckDB, GallerySource
-from curatornet_pipeline.runner import materialize_everything
-
-# Sizes that keep a whole-graph run in well under a minute on two cores.
-TINY_OPS_CONFIG = {
-    "resnet50_embeddings": {"config": {"image_size": 32, "batch_size": 32}},
-    "visual_clusters": {"config": {"n_clusters": 4, "n_runs": 3, "pca_components": 8}},
-    "triplets": {"config": {"total_train_triplets": 1200}},
-    "random_triplets": {"config": {"total_train_triplets": 1200}},
-    "curatornet_model": {"config": {"max_epochs": 3, "batch_size": 256}},
-    "curatornet_random_sampling_model": {"config": {"max_epochs": 2, "batch_size": 256}},
-    "vbpr_model": {"config": {"max_epochs": 3, "batch_size": 256}},
-    "vbpr_random_sampling_model": {"config": {"max_epochs": 3, "batch_size": 256}},
-}
-
-
-def tiny_run_config(**overrides: dict) -> dict:
-    ops = copy.deepcopy(TINY_OPS_CONFIG)
-    for op, config in overrides.items():
-        ops.setdefault(op, {"config": {}})["config"].update(config)
-    # Dagster's console log at WARNING keeps test output readable; failures still carry the full error.
-    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def tiny_resources(data_dir: Path, source: str = "demo") -> dict:
-    return {
-        "duckdb": CuratorDuckDB(database=str(data_dir / "curatornet.duckdb")),
-        "gallery": GallerySource(source=source, data_dir=str(data_dir), demo_scale="tiny"),
-    }
-
-
-@dataclass
-class Materialized:
-    data_dir: Path
-    database: Path
-    defs: dg.Definitions
-    result: dg.ExecuteInProcessResult
+from curatornet_pipeline_tests.support.tiny import Materialized, materialize_tiny
 
 
 @pytest.fixture(scope="session")
 def materialized(tmp_path_factory) -> Materialized:
     """The whole graph materialized once on the tiny demo gallery."""
-    data_dir = tmp_path_factory.mktemp("pipeline")
-    defs = build_definitions(tiny_resources(data_dir))
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = materialize_everything(defs, instance=instance, run_config=tiny_run_config())
-    return Materialized(data_dir, data_dir / "curatornet.duckdb", defs, result)
+    return materialize_tiny(tmp_path_factory.mktemp("pipeline"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from PIL import Image
 
 from curatornet_pipeline import automation
 from curatornet_pipeline.assets.ingest import source_files, source_fingerprint
@@ -15,35 +14,8 @@ from curatornet_pipeline.core.sampling import STRATEGIES
 from curatornet_pipeline.definitions import ALL_ASSETS, build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
 from curatornet_pipeline.resources import CuratorDuckDB, GallerySource
-from curatornet_pipeline_tests.conftest import tiny_resources
-
-
-def write_image(path: Path, shade: int = 0) -> None:
-    Image.new("RGB", (4, 4), (shade, shade, shade)).save(path)
-
-
-def write_ugallery_folder(folder: Path) -> Path:
-    """A small UGallery-format source folder: inventory, purchases, two images."""
-    (folder / "images").mkdir(parents=True)
-    (folder / "inventory.csv").write_text(
-        "artwork_id_hash,artist_id_hash,upload_timestamp\na1,x,1000\nb2,x,1100\nc3,y,1200\n"
-    )
-    (folder / "purchases.csv").write_text(
-        "user_id_hash,purchase_timestamp,purchased_artwork_ids_hash\n"
-        "u1,2000,\"['a1']\"\nu1,3000,\"['b2', 'c3']\"\n"
-    )
-    for name in ("a1", "b2"):
-        write_image(folder / "images" / f"{name}.png")
-    return folder
-
-
-def tick(gallery: GallerySource, instance: dg.DagsterInstance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"gallery": gallery})
-    return automation.source_files_sensor(context)
-
-
-def run_requests(result) -> list[dg.RunRequest]:
-    return list(result.run_requests or []) if isinstance(result, dg.SensorResult) else []
+from curatornet_pipeline_tests.support.sources import run_requests, tick, write_image, write_ugallery_folder
+from curatornet_pipeline_tests.support.tiny import tiny_resources
 
 
 def start_refresh_run(instance: dg.DagsterInstance, tmp_path: Path, job_name: str = FULL_REFRESH_JOB) -> dg.DagsterRun:

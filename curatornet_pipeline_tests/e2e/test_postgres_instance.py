@@ -23,7 +23,7 @@ import pytest
 
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import FULL_REFRESH_JOB
-from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 from curatornet_pipeline_tests.support.processes import DEPLOY_DAGSTER_YAML, free_port, make_dagster_home
 
 SUBSET = ["source_files", "raw_artworks", "raw_transactions", "last_basket_split"]

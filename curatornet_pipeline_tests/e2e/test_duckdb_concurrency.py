@@ -39,7 +39,7 @@ import pytest
 
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.resources import GallerySource
-from curatornet_pipeline_tests.conftest import tiny_resources
+from curatornet_pipeline_tests.support.tiny import tiny_resources
 from curatornet_pipeline_tests.support.processes import (
     VENV_BIN,
     log_tail,

@@ -24,10 +24,10 @@ from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
 from curatornet_pipeline.lineage import TABLE_INPUTS, require_consistent
 from curatornet_pipeline.runner import materialize_everything
-from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
-from curatornet_pipeline_tests.test_sources import _failure_message
+from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.sources import failure_message
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_a_source_that_cannot_work_fails_before_any_table_changes(workspace, cas
     assert not result.success
     failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failed == ["source_files"]  # the first step: nothing after it ran
-    message = _failure_message(result)
+    message = failure_message(result)
     for part in expected:
         assert part in message
     assert _table_digests(database) == before
@@ -133,7 +133,7 @@ def test_too_many_configured_clusters_names_the_setting_and_the_fix(workspace):
     before = _table_digests(data_dir / "curatornet.duckdb")
     result = _materialize(data_dir, folder, visual_clusters={"n_clusters": 100})
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "n_clusters=100 cannot be used with 60 artworks" in message
     assert "ops.visual_clusters.config.n_clusters" in message and "curatornet materialize --config" in message
     assert _table_digests(data_dir / "curatornet.duckdb") == before
@@ -153,7 +153,7 @@ def test_run_that_fails_half_way_is_refused_by_metrics_and_recommend(materialize
     image.write_bytes(image.read_bytes()[: len(image.read_bytes()) // 2])
     result = _materialize(data_dir, folder)
     assert not result.success
-    assert image.name in _failure_message(result)
+    assert image.name in failure_message(result)
 
     with duckdb.connect(str(database), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ingest.raw_transactions").fetchone()[0] > 0

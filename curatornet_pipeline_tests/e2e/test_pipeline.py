@@ -11,7 +11,7 @@ import pytest
 from curatornet_pipeline.core.sampling import STRATEGIES
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
-from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 
 # Checks that may warn on tiny data (a 3-epoch model on ~1k triplets need not beat Random significantly).
 WARN_ONLY_CHECKS = {"curatornet_beats_random"}

@@ -18,7 +18,8 @@ import pytest
 from curatornet_pipeline.core.embeddings import save_embeddings_npy
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
-from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.sources import failure_message
+from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 
 INGEST = ["source_files", "raw_artworks", "raw_transactions"]
 THROUGH_SPLIT = [*INGEST, "resnet50_embeddings", "last_basket_split"]
@@ -34,16 +35,6 @@ def _run(data_dir: Path, source: Path, keys: list[str], weights: str = "random")
             asset_selection=[dg.AssetKey(k) for k in keys],
             raise_on_error=False,
         )
-
-
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert failures, "the run was expected to fail"
-    error, messages = failures[0].event_specific_data.error, []
-    while error is not None:  # Dagster wraps the user's exception: read the whole cause chain
-        messages.append(error.message)
-        error = error.cause
-    return "\n".join(messages)
 
 
 def _count(database: Path, table: str) -> int:
@@ -68,7 +59,7 @@ def test_bad_basket_fails_naming_file_row_and_leaves_tables_intact(ugallery_copy
         csv.writer(handle).writerow(["someone", "1500000000", "['a1', 'b2'"])
     result = _run(data_dir, ugallery_copy, INGEST)
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "purchases.csv" in message and "row" in message and "['a1', 'b2'" in message
     assert _count(database, "ingest.raw_transactions") == before
 
@@ -78,7 +69,7 @@ def test_unknown_artwork_in_a_purchase_is_named(ugallery_copy, tmp_path):
         csv.writer(handle).writerow(["someone", "1500000000", "['not_in_catalogue']"])
     result = _run(tmp_path / "data", ugallery_copy, INGEST)
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "purchases.csv" in message and "not_in_catalogue" in message
 
 
@@ -87,7 +78,7 @@ def test_undecodable_image_fails_naming_the_file(ugallery_copy, tmp_path):
     image.write_bytes(b"this is not a png")
     result = _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT)
     assert not result.success
-    assert image.name in _failure_message(result)
+    assert image.name in failure_message(result)
 
 
 def test_ugallery_folder_with_precomputed_embeddings(ugallery_copy, tmp_path):
@@ -116,7 +107,7 @@ def test_npy_with_nan_fails_naming_file_and_row(ugallery_copy, tmp_path):
     np.save(ugallery_copy / "resnet_embeddings.npy", rows, allow_pickle=True)
     result = _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT)
     assert not result.success
-    message = _failure_message(result)
+    message = failure_message(result)
     assert "resnet_embeddings.npy" in message and "3" in message
 
 
@@ -148,7 +139,7 @@ def test_imagenet_weights_unavailable_says_how_to_use_a_local_file(ugallery_copy
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     result = _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT, weights="imagenet")
     assert not result.success
-    assert "local" in _failure_message(result).lower()
+    assert "local" in failure_message(result).lower()
 
 
 def test_one_triplet_partition_materializes_alone(materialized, tmp_path):

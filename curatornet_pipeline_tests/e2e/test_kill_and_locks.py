@@ -20,7 +20,7 @@ import yaml
 
 from curatornet_pipeline.cli import main
 from curatornet_pipeline.instance_health import DUCKDB_POOL, PID_TAG, slot_holders
-from curatornet_pipeline_tests.conftest import TINY_OPS_CONFIG
+from curatornet_pipeline_tests.support.tiny import TINY_OPS_CONFIG
 from curatornet_pipeline_tests.support.processes import (
     VENV_BIN,
     log_tail,

@@ -40,5 +40,5 @@ def test_example_configs_are_valid_run_configs(name):
     import yaml
     from pathlib import Path
 
-    run_config = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / name).read_text())
+    run_config = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / name).read_text())
     assert dg.validate_run_config(defs.resolve_job_def(FULL_REFRESH_JOB), run_config)

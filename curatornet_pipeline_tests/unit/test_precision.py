@@ -10,8 +10,8 @@ from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.precision import PRECISION_ENV, cpu_has_native_bf16, resolve_precision
 from curatornet_pipeline.core.training import TrainingConfig, batch_loss, train_curatornet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
-from curatornet_pipeline_tests.test_training import TOY_MODEL, shared_profile_triplets
-from curatornet_pipeline_tests.test_training import _one_torch_thread  # noqa: F401  (autouse: tiny tensors, 1 thread)
+from curatornet_pipeline_tests.support.toy_data import TOY_MODEL, shared_profile_triplets
+from curatornet_pipeline_tests.support.toy_data import one_torch_thread  # noqa: F401  (autouse: tiny tensors, 1 thread)
 
 CPU = torch.device("cpu")
 

@@ -18,10 +18,10 @@ from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.runner import refresh_serving
 from curatornet_pipeline.snapshot import load_snapshot, snapshot_path
-from curatornet_pipeline_tests.conftest import tiny_resources
-from curatornet_pipeline_tests.test_automation import run_requests, tick, write_ugallery_folder
+from curatornet_pipeline_tests.support.tiny import tiny_resources
+from curatornet_pipeline_tests.support.sources import run_requests, tick, write_ugallery_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GALLERY = "demo_gallery_tiny_seed7"
 # Tables a refresh must leave exactly as the last full run wrote them.
 TRAINING_TABLES = [

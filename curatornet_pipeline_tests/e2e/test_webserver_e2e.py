@@ -26,7 +26,7 @@ from dagster_graphql import DagsterGraphQLClient
 from curatornet_pipeline import automation
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
-from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 from curatornet_pipeline_tests.support.processes import (
     VENV_BIN,
     free_port,

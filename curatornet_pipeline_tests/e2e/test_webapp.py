@@ -25,9 +25,9 @@ import pytest
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.runner import refresh_serving
 from curatornet_pipeline.snapshot import snapshot_path
-from curatornet_pipeline_tests.conftest import tiny_resources
+from curatornet_pipeline_tests.support.tiny import tiny_resources
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GALLERY = "demo_gallery_tiny_seed7"
 
 

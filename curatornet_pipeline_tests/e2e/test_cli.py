@@ -1,8 +1,5 @@
-"""The `curatornet` command and Dagster's own definitions check, run as a user runs them."""
+"""The `curatornet` command, run as a user runs it."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -12,7 +9,6 @@ from PIL import Image
 from curatornet_pipeline.cli import main
 from curatornet_pipeline.serving import recommend_for_items
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _some_artworks(database: Path, n: int) -> list[str]:
@@ -63,15 +59,6 @@ def test_metrics_command_prints_the_table(materialized, capsys):
     assert main(["metrics", "--database", str(materialized.database)]) == 0
     out = capsys.readouterr().out
     assert "| Oracle |" in out and "VisRank" in out
-
-
-def test_dagster_definitions_validate(tmp_path):
-    env = {**os.environ, "CURATORNET_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
