@@ -80,7 +80,9 @@ def main() -> None:
     with duckdb.connect(str(database), read_only=True) as con:
         _, features = load_model_features(con)
         train, _ = read_triplet_set(con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'train'")
-        validation, _ = read_triplet_set(con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'validation'")
+        validation, _ = read_triplet_set(
+            con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'validation'"
+        )
     defaults = CuratorNetTrainingConfig()
     config = defaults.training_config(defaults.l2_lambdas[0])
     config = type(config)(**{**config.__dict__, "max_epochs": args.max_epochs, "early_stopping_patience": 0})

@@ -40,6 +40,7 @@ def serving_model(con: duckdb.DuckDBPyConnection) -> ServingModel:
     ).fetchone()
     if row is None:
         raise RuntimeError(
-            f"{tables.CURATORNET_MODELS} holds no six-strategy model: materialize {tables.CURATORNET_MODELS.asset} first"
+            f"{tables.CURATORNET_MODELS} holds no six-strategy model: "
+            f"materialize {tables.CURATORNET_MODELS.asset} first"
         )
     return ServingModel(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]))

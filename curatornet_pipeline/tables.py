@@ -327,8 +327,7 @@ FIGURE_3 = Table(
 )
 
 # ----------------------------------------------------------------------------------------------- serving
-# The fast path rewrites these from the source files and the stored model; readers check the model's run
-# id on the vectors themselves, so no lineage inputs are recorded for them.
+# The fast path rewrites only these, from the source files (the first three) and the stored model.
 
 _CATALOGUE_COLUMNS = (
     "artwork_idx BIGINT, artwork_id VARCHAR, artist_id VARCHAR, upload_timestamp TIMESTAMP_NS, n_purchases BIGINT, "
@@ -337,12 +336,14 @@ _CATALOGUE_COLUMNS = (
 SERVING_CATALOGUE = Table(
     "serving.catalogue",
     "available_artworks",
-    _columns(f"{_CATALOGUE_COLUMNS}, available BOOLEAN, availability_rule VARCHAR, image_file VARCHAR", ("image_file",)),
+    _columns(
+        f"{_CATALOGUE_COLUMNS}, available BOOLEAN, availability_rule VARCHAR, image_file VARCHAR", casts=("image_file",)
+    ),
 )
 AVAILABLE_ARTWORKS = Table(
     "serving.available_artworks",
     "available_artworks",
-    _columns(f"{_CATALOGUE_COLUMNS}, availability_rule VARCHAR, image_file VARCHAR", ("image_file",)),
+    _columns(f"{_CATALOGUE_COLUMNS}, availability_rule VARCHAR, image_file VARCHAR", casts=("image_file",)),
 )
 SERVED_INTERACTIONS = Table(
     "serving.interactions",
@@ -355,7 +356,9 @@ SERVING_ARTWORK_EMBEDDINGS = Table(
     _columns(
         f"artwork_id VARCHAR, content_key VARCHAR, embedder VARCHAR, embedding {EMBEDDING}", casts=("embedding",)
     ),
+    inputs=(SERVING_CATALOGUE, RESNET50_EMBEDDINGS),
 )
+_SERVING_VECTOR_INPUTS = (SERVING_ARTWORK_EMBEDDINGS, CURATORNET_MODELS, RESNET50_EMBEDDINGS)
 SERVING_ITEM_VECTORS = Table(
     "serving.item_vectors",
     "serving_item_vectors",
@@ -363,6 +366,7 @@ SERVING_ITEM_VECTORS = Table(
         f"artwork_id VARCHAR, content_key VARCHAR, model_id VARCHAR, model_run_id VARCHAR, vector {VECTOR}",
         casts=("vector",),
     ),
+    inputs=_SERVING_VECTOR_INPUTS,
 )
 SERVING_MODEL = Table(
     "serving.model",
@@ -371,21 +375,26 @@ SERVING_MODEL = Table(
         "model_id VARCHAR, run_id VARCHAR, l2_lambda DOUBLE, validation_accuracy DOUBLE, weights BLOB",
         casts=("weights",),
     ),
+    inputs=_SERVING_VECTOR_INPUTS,
 )
+_SERVED_LIST_INPUTS = (SERVING_ITEM_VECTORS, SERVED_INTERACTIONS, AVAILABLE_ARTWORKS)
 SERVING_USER_VECTORS = Table(
     "serving.user_vectors",
     "serving_user_vectors",
     _columns(f"user_id VARCHAR, model_id VARCHAR, vector {VECTOR}", casts=("vector",)),
+    inputs=_SERVED_LIST_INPUTS,
 )
 USER_RECOMMENDATIONS = Table(
     "serving.user_recommendations",
     "user_recommendations",
     _columns("user_id VARCHAR, rank INTEGER, artwork_id VARCHAR, score FLOAT, model_id VARCHAR"),
+    inputs=_SERVED_LIST_INPUTS,
 )
 SIMILAR_ARTWORKS = Table(
     "serving.similar_artworks",
     "similar_artworks",
     _columns("artwork_id VARCHAR, rank INTEGER, similar_artwork_id VARCHAR, score FLOAT, model_id VARCHAR"),
+    inputs=(SERVING_ITEM_VECTORS, AVAILABLE_ARTWORKS),
 )
 
 # -------------------------------------------------------------------------------------------------- meta

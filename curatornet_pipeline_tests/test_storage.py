@@ -102,7 +102,12 @@ def test_a_registered_table_refuses_a_frame_with_other_columns_and_keeps_its_row
 def test_a_registered_vector_column_takes_the_width_of_its_rows(con):
     matrix = np.ones((3, 5), dtype=np.float32)
     frame = pd.DataFrame(
-        {"artwork_idx": range(3), "artwork_id": ["a", "b", "c"], "cluster": np.zeros(3, np.int32), "pca": vector_column(matrix)}
+        {
+            "artwork_idx": range(3),
+            "artwork_id": ["a", "b", "c"],
+            "cluster": np.zeros(3, np.int32),
+            "pca": vector_column(matrix),
+        }
     )
     replace_tables(con, {tables.VISUAL_CLUSTERS: frame})
     assert con.execute(f"SELECT typeof(pca) FROM {tables.VISUAL_CLUSTERS} LIMIT 1").fetchone()[0] == "FLOAT[5]"

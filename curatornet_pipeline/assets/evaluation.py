@@ -79,7 +79,8 @@ EVALUATION_DEPS = [
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
             deps=EVALUATION_DEPS,
-            description=f"Top-100 artworks per evaluation user and method, with scores and hits ({tables.RECOMMENDATIONS}).",
+            description="Top-100 artworks per evaluation user and method, with scores and hits "
+            f"({tables.RECOMMENDATIONS}).",
         ),
         dg.AssetSpec(
             "per_user_metrics",

@@ -372,7 +372,8 @@ def vbpr_random_sampling_model(
             kinds={"pytorch", "duckdb"},
             owners=["team:curatornet"],
             deps=["curatornet_model", "curatornet_random_sampling_model", "resnet50_embeddings"],
-            description=f"The 200-d CuratorNet item vector of every artwork, per trained model ({tables.ITEM_EMBEDDINGS}).",
+            description="The 200-d CuratorNet item vector of every artwork, per trained model "
+            f"({tables.ITEM_EMBEDDINGS}).",
         ),
         dg.AssetSpec(
             "user_vectors",

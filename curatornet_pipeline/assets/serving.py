@@ -55,7 +55,8 @@ NPY_NAME = "resnet_embeddings.npy"
             description=(
                 f"What the gallery can sell now ({tables.AVAILABLE_ARTWORKS}), re-read from the source files: every "
                 "uploaded artwork except one-of-a-kind works already sold (bought once = sold, twice or more = a "
-                f"reproducible print; a generic items.csv may state it in an 'available' column). {tables.SERVING_CATALOGUE} "
+                "reproducible print; a generic items.csv may state it in an 'available' column). "
+                f"{tables.SERVING_CATALOGUE} "
                 "keeps every artwork with its availability and image file."
             ),
         ),
@@ -66,7 +67,8 @@ NPY_NAME = "resnet_embeddings.npy"
             owners=OWNERS,
             deps=["source_files"],
             description=(
-                f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): all purchases, "
+                f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): "
+                "all purchases, "
                 "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles."
             ),
         ),
@@ -152,7 +154,8 @@ def _training_embedder(con) -> dict:
     deps=["available_artworks", "resnet50_embeddings"],
     pool="duckdb",
     description=(
-        f"A 2048-d ResNet50 embedding per catalogue artwork ({tables.SERVING_ARTWORK_EMBEDDINGS}), kept by image content "
+        f"A 2048-d ResNet50 embedding per catalogue artwork ({tables.SERVING_ARTWORK_EMBEDDINGS}), "
+        "kept by image content "
         "(SHA-256 of the file): an unchanged image reuses its stored vector, only new or changed images go "
         "through ResNet50, with the same weights and input size as the training catalogue."
     ),
@@ -234,7 +237,8 @@ def serving_embeddings(
     deps=["serving_embeddings", "curatornet_model", "resnet50_embeddings"],
     pool="duckdb",
     description=(
-        f"The serving model's 200-d item vector of every catalogue artwork ({tables.SERVING_ITEM_VECTORS}) and the model "
+        f"The serving model's 200-d item vector of every catalogue artwork ({tables.SERVING_ITEM_VECTORS}) "
+        "and the model "
         f"itself ({tables.SERVING_MODEL}). The serving model is the six-strategy CuratorNet with the best validation "
         "accuracy of the latest training run. Vectors of unchanged artworks under the same weights are reused; "
         "new ones go through the item tower with the training catalogue's z-scoring."
@@ -260,7 +264,8 @@ def serving_item_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         if table_exists(con, tables.SERVING_ITEM_VECTORS):
             previous = read_frame(
                 con,
-                f"SELECT content_key, vector FROM {tables.SERVING_ITEM_VECTORS} WHERE model_id = ? AND model_run_id = ?",
+                f"SELECT content_key, vector FROM {tables.SERVING_ITEM_VECTORS} "
+                "WHERE model_id = ? AND model_run_id = ?",
                 [chosen.model_id, chosen.run_id],
             )
     cache = dict(zip(previous["content_key"], previous["vector"]))

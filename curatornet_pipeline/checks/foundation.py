@@ -47,12 +47,14 @@ def one_finite_embedding_per_artwork(duckdb: DuckDBResource) -> dg.AssetCheckRes
     with duckdb.get_connection() as con:
         missing = int(
             con.execute(
-                f"SELECT count(*) FROM {tables.RAW_ARTWORKS} a ANTI JOIN {tables.RESNET50_EMBEDDINGS} e USING (artwork_id)"
+                f"SELECT count(*) FROM {tables.RAW_ARTWORKS} a "
+                f"ANTI JOIN {tables.RESNET50_EMBEDDINGS} e USING (artwork_id)"
             ).fetchone()[0]
         )
         repeated = int(
             con.execute(
-                f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RESNET50_EMBEDDINGS} GROUP BY 1 HAVING count(*) > 1)"
+                f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RESNET50_EMBEDDINGS} "
+                "GROUP BY 1 HAVING count(*) > 1)"
             ).fetchone()[0]
         )
         vectors = read_vectors(con, f"SELECT embedding FROM {tables.RESNET50_EMBEDDINGS}", "embedding")
