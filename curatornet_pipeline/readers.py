@@ -41,6 +41,13 @@ def load_sampling_inputs(con: duckdb.DuckDBPyConnection) -> SamplingInputs:
     return inputs
 
 
+def load_catalogue_and_split(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The artworks (canonical index order) and the labelled transactions: what the evaluation users come from."""
+    require_table(con, tables.LAST_BASKET_SPLIT)
+    artworks = read_frame(con, f"SELECT * FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
+    return artworks, read_frame(con, f"SELECT * FROM {tables.LAST_BASKET_SPLIT}")
+
+
 # ------------------------------------------------------------------------------------------ training
 
 

@@ -37,6 +37,7 @@ from curatornet_pipeline.lineage import require_consistent, table_inputs
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.serving_model import serving_model
 from curatornet_pipeline.readers import (
+    load_catalogue_and_split,
     load_curatornet_models,
     load_item_vectors,
     load_model_features,
@@ -97,8 +98,7 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
     with duckdb.get_connection() as con:
         # Models, vectors and split must come from one run, not half from a run that failed later.
         require_consistent(con, table_inputs(tables.PER_USER_METRICS.name))
-        artworks = read_frame(con, f"SELECT * FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
-        transactions = read_frame(con, f"SELECT * FROM {tables.LAST_BASKET_SPLIT}")
+        artworks, transactions = load_catalogue_and_split(con)
         raw, _ = load_model_features(con)
         models = load_curatornet_models(con)
         item_vectors = {row.model_id: load_item_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}

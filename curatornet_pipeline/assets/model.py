@@ -21,10 +21,11 @@ from curatornet_pipeline.readers import (
     VBPR_GUIDED_TRIPLETS,
     VBPR_RANDOM_TRIPLETS,
     TripletSource,
+    load_catalogue_and_split,
     load_curatornet_models,
     load_model_features,
 )
-from curatornet_pipeline.storage import read_frame, replace_partitions, replace_tables, require_table, vector_column
+from curatornet_pipeline.storage import replace_partitions, replace_tables, require_table, vector_column
 from curatornet_pipeline.tables import RANDOM_SAMPLING, SIX_STRATEGIES, STRATEGIES_3_AND_4
 
 GROUP = "model"
@@ -390,8 +391,7 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
     with duckdb.get_connection() as con:
         _, features = load_model_features(con)
         models = load_curatornet_models(con)
-        artworks = read_frame(con, f"SELECT * FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
-        transactions = read_frame(con, f"SELECT * FROM {tables.LAST_BASKET_SPLIT}")
+        artworks, transactions = load_catalogue_and_split(con)
     users = evaluation_users(artworks, transactions)
     item_frames, user_frames = [], []
     for row in models.itertuples():
