@@ -71,15 +71,17 @@ def main() -> None:
         materialize_upstream(data_dir)
         print(f"upstream materialized in {time.perf_counter() - started:.0f} s", flush=True)
 
-    from curatornet_pipeline.assets.model import CuratorNetTrainingConfig, load_model_features
+    from curatornet_pipeline import tables
+    from curatornet_pipeline.assets.model import CuratorNetTrainingConfig
     from curatornet_pipeline.core.training import train_curatornet
+    from curatornet_pipeline.readers import load_model_features
     from curatornet_pipeline.storage import read_triplet_set
 
     with duckdb.connect(str(database), read_only=True) as con:
         _, features = load_model_features(con)
-        train, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
+        train, _ = read_triplet_set(con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'train'")
         validation, _ = read_triplet_set(
-            con, "triplets.training_triplets", "triplets.training_profiles", "split = 'validation'"
+            con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'validation'"
         )
     defaults = CuratorNetTrainingConfig()
     config = defaults.training_config(defaults.l2_lambdas[0])

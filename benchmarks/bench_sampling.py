@@ -36,7 +36,8 @@ from curatornet_pipeline.core.sampling import (
     union_deduplicate,
 )
 from curatornet_pipeline.core.split import last_basket_split, split_summary
-from curatornet_pipeline.storage import PROFILE_CASTS, read_triplet_set, replace_tables, triplet_frames
+from curatornet_pipeline import tables
+from curatornet_pipeline.storage import read_triplet_set, replace_tables, triplet_frames
 
 
 def _peak_rss_mb() -> float:
@@ -116,17 +117,18 @@ def main() -> None:
         t = time.perf_counter()
         train_rows, profiles = triplet_frames(train, triplet_hashes(train), split="train")
         valid_rows, _ = triplet_frames(validation, triplet_hashes(validation), split="validation")
+        # By name: the asset adds a strategy column that this benchmark's union does not track.
         replace_tables(
             con,
-            {"triplets.training_triplets": pd.concat([train_rows, valid_rows], ignore_index=True),
-             "triplets.training_profiles": profiles},
-            {"triplets.training_profiles": PROFILE_CASTS},
+            {tables.TRAINING_TRIPLETS.name: pd.concat([train_rows, valid_rows], ignore_index=True),
+             tables.TRAINING_PROFILES.name: profiles},
+            {tables.TRAINING_PROFILES.name: tables.TRAINING_PROFILES.casts()},
         )
         del train_rows, valid_rows, profiles
         timings["store_duckdb_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        loaded, _ = read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'train'")
-        read_triplet_set(con, "triplets.training_triplets", "triplets.training_profiles", "split = 'validation'")
+        loaded, _ = read_triplet_set(con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'train'")
+        read_triplet_set(con, tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, "split = 'validation'")
         timings["load_for_training_s"] = time.perf_counter() - t
         assert len(loaded) == len(train)
 

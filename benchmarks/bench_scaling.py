@@ -133,7 +133,7 @@ EXACT_SILHOUETTE_MAX_ARTWORKS = 8192  # above this the exact silhouettes alone t
 
 def exact_silhouette_check(con) -> dict:
     """Re-cluster the run's embeddings with exact silhouettes: same chosen run? How far is the sampled estimate?"""
-    from curatornet_pipeline.assets.features import ClusteringConfig
+    from curatornet_pipeline.configs import ClusteringConfig
     from curatornet_pipeline.core.clustering import cluster_embeddings
     from curatornet_pipeline.storage import read_vectors
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from curatornet_pipeline.assets.ingest import SOURCE_FILE_NAMES, source_files, source_fingerprint
+from curatornet_pipeline.core.fingerprint import SOURCE_FILE_NAMES, source_fingerprint
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
 from curatornet_pipeline.resources import GallerySource
 
@@ -51,6 +51,8 @@ REFRESH_SCHEDULE_NAME = "curatornet_daily_refresh"
 SOURCE_SENSOR_NAME = "curatornet_source_files_sensor"
 TRIGGER_TAG = "curatornet/trigger"
 SOURCE_DIGEST_TAG = "curatornet/source_digest"
+# The asset whose latest materialization says which files the pipeline last ingested.
+SOURCE_FILES_KEY = dg.AssetKey("source_files")
 
 # Queued and launched runs: a refresh in any of these states will (re)read the source files itself.
 _IN_FLIGHT_STATUSES = [
@@ -124,7 +126,7 @@ def source_state_digest(folder: Path, fingerprint: dict[str, str]) -> str:
 
 def _materialized_digest(instance: dg.DagsterInstance) -> str | None:
     """Digest of the files as the latest ``source_files`` materialization recorded them, if any."""
-    event = instance.get_latest_materialization_event(source_files.key)
+    event = instance.get_latest_materialization_event(SOURCE_FILES_KEY)
     if event is None or event.asset_materialization is None:
         return None
     metadata = event.asset_materialization.metadata

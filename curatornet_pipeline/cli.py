@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from curatornet_pipeline import settings
+from curatornet_pipeline import settings, tables
 
 DEBUG_ENV = "CURATORNET_DEBUG"
 INTERRUPTED_EXIT = 130
@@ -119,12 +119,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     path = _database(args)
     with connect_for_reading(path, args.wait) as con:
         try:
-            table = con.execute("SELECT * FROM evaluation.metric_table ORDER BY auc DESC").df()
+            table = con.execute(f"SELECT * FROM {tables.METRIC_TABLE} ORDER BY auc DESC").df()
         except duckdb.CatalogException:
-            print(f"{path} has no evaluation.metric_table yet: materialize the graph first", file=sys.stderr)
+            print(f"{path} has no {tables.METRIC_TABLE} yet: materialize the graph first", file=sys.stderr)
             return 1
         try:  # a table computed from inputs that a later, failed run replaced is not printed as current
-            require_consistent(con, ["evaluation.metric_table"])
+            require_consistent(con, [tables.METRIC_TABLE.name])
         except StaleTablesError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--item", action="append", help="one liked artwork id (repeatable; ids may contain commas)")
     recommend.add_argument("--items-file", help="a text file with one liked artwork id per line")
     recommend.add_argument("--k", type=int, default=20, help="how many recommendations (default 20)")
-    recommend.add_argument("--model-id", help="a model_id of model.curatornet_models (default: the latest best)")
+    recommend.add_argument("--model-id", help=f"a model_id of {tables.CURATORNET_MODELS} (default: the latest best)")
     recommend.add_argument("--database", help=database_help)
     recommend.add_argument("--picture", help="also write a PNG contact sheet of the profile and recommendations here")
     recommend.add_argument(

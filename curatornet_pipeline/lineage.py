@@ -25,86 +25,29 @@ from dataclasses import dataclass
 
 import duckdb
 
-LINEAGE_TABLE = "meta.table_lineage"
+from curatornet_pipeline import tables
+
+LINEAGE_TABLE = tables.TABLE_LINEAGE.name
 UNPARTITIONED = ""
 
-_SAMPLING_INPUTS = ("ingest.raw_artworks", "split.last_basket_split", "split.users", "features.visual_clusters")
-_UNION_INPUTS = ("triplets.triplets", "triplets.profiles")
-_SIX_STRATEGY_MODEL_INPUTS = (
-    "triplets.training_triplets",
-    "triplets.training_profiles",
-    "features.resnet50_embeddings",
-)
-_RANDOM_MODEL_INPUTS = ("triplets.random_triplets", "triplets.random_profiles", "features.resnet50_embeddings")
-_VECTOR_INPUTS = (
-    "model.curatornet_models",
-    "features.resnet50_embeddings",
-    "ingest.raw_artworks",
-    "split.last_basket_split",
-)
-_EVALUATION_INPUTS = (
-    "ingest.raw_artworks",
-    "split.last_basket_split",
-    "split.users",
-    "features.resnet50_embeddings",
-    "model.curatornet_models",
-    "model.item_embeddings",
-    "model.user_vectors",
-    "model.vbpr_models",
-)
 
-_SERVING_EMBEDDING_INPUTS = ("serving.catalogue", "features.resnet50_embeddings")
-_SERVING_VECTOR_INPUTS = ("serving.artwork_embeddings", "model.curatornet_models", "features.resnet50_embeddings")
-_SERVED_LIST_INPUTS = ("serving.item_vectors", "serving.interactions", "serving.available_artworks")
+def _inputs_map() -> dict[str, tuple[str, ...]]:
+    """table (or "table/partition", which overrides the table's entry for one partition) -> its input tables.
 
-# The tables each table is computed from (what its asset reads). "table/partition" keys override the
-# table's entry for one partition. Tables of the ingest group are computed from the source files, whose
-# fingerprint the ingest step records as an external input.
-TABLE_INPUTS: dict[str, tuple[str, ...]] = {
-    "ingest.demo_gallery_stats": (),
-    "ingest.raw_artworks": (),
-    "ingest.raw_transactions": (),
-    "features.resnet50_embeddings": ("ingest.raw_artworks",),
-    "features.visual_clusters": ("features.resnet50_embeddings",),
-    "features.clustering_runs": ("features.resnet50_embeddings",),
-    "split.last_basket_split": ("ingest.raw_transactions",),
-    "split.users": ("ingest.raw_transactions",),
-    "triplets.triplets": _SAMPLING_INPUTS,
-    "triplets.profiles": _SAMPLING_INPUTS,
-    "triplets.random_triplets": _SAMPLING_INPUTS,
-    "triplets.random_profiles": _SAMPLING_INPUTS,
-    "triplets.training_triplets": _UNION_INPUTS,
-    "triplets.training_profiles": _UNION_INPUTS,
-    "model.curatornet_models": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2],
-    "model.curatornet_models/six_strategies": _SIX_STRATEGY_MODEL_INPUTS,
-    "model.curatornet_models/random_sampling": _RANDOM_MODEL_INPUTS,
-    "model.training_history": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2],
-    "model.training_history/six_strategies": _SIX_STRATEGY_MODEL_INPUTS,
-    "model.training_history/random_sampling": _RANDOM_MODEL_INPUTS,
-    "model.vbpr_models": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2] + ("split.users",),
-    "model.vbpr_models/strategies_3_and_4": _SIX_STRATEGY_MODEL_INPUTS + ("split.users",),
-    "model.vbpr_models/random_sampling": _RANDOM_MODEL_INPUTS + ("split.users",),
-    "model.vbpr_training_history": _SIX_STRATEGY_MODEL_INPUTS + _RANDOM_MODEL_INPUTS[:2] + ("split.users",),
-    "model.vbpr_training_history/strategies_3_and_4": _SIX_STRATEGY_MODEL_INPUTS + ("split.users",),
-    "model.vbpr_training_history/random_sampling": _RANDOM_MODEL_INPUTS + ("split.users",),
-    "model.item_embeddings": _VECTOR_INPUTS,
-    "model.user_vectors": _VECTOR_INPUTS,
-    "evaluation.recommendations": _EVALUATION_INPUTS,
-    "evaluation.per_user_metrics": _EVALUATION_INPUTS,
-    "evaluation.metric_table": ("evaluation.per_user_metrics",),
-    "evaluation.significance_tests": ("evaluation.per_user_metrics",),
-    "evaluation.figure_3": ("evaluation.per_user_metrics",),
-    # The serving side: the fast path rewrites only these, from the source files and the stored model.
-    "serving.catalogue": (),
-    "serving.available_artworks": (),
-    "serving.interactions": (),
-    "serving.artwork_embeddings": _SERVING_EMBEDDING_INPUTS,
-    "serving.item_vectors": _SERVING_VECTOR_INPUTS,
-    "serving.model": _SERVING_VECTOR_INPUTS,
-    "serving.user_vectors": _SERVED_LIST_INPUTS,
-    "serving.user_recommendations": _SERVED_LIST_INPUTS,
-    "serving.similar_artworks": ("serving.item_vectors", "serving.available_artworks"),
-}
+    Declared with each table in ``curatornet_pipeline.tables``. Tables of the ingest group are computed from
+    the source files, whose fingerprint the ingest step records as an external input.
+    """
+    inputs: dict[str, tuple[str, ...]] = {}
+    for table in tables.ALL_TABLES:
+        if table.asset is None:  # the lineage table itself
+            continue
+        inputs[table.name] = tuple(t.name for t in table.inputs)
+        for partition, partition_inputs in table.partition_inputs.items():
+            inputs[f"{table.name}/{partition}"] = tuple(t.name for t in partition_inputs)
+    return inputs
+
+
+TABLE_INPUTS: dict[str, tuple[str, ...]] = _inputs_map()
 
 
 class StaleTablesError(RuntimeError):
@@ -129,18 +72,16 @@ def _current_run_id() -> str:
 
 
 def _ensure_lineage_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} (
-            table_name VARCHAR, partition_key VARCHAR, run_id VARCHAR, written_at TIMESTAMP,
-            row_count BIGINT, fingerprint VARCHAR, inputs JSON)"""
-    )
+    columns = ", ".join(f"{c.name} {c.type}" for c in tables.TABLE_LINEAGE.columns)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {tables.TABLE_LINEAGE.schema}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} ({columns})")
 
 
 def _lineage_rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict]]:
     """table -> partition -> its record, read from meta.table_lineage ({} when there is none)."""
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'meta' AND table_name = 'table_lineage'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [tables.TABLE_LINEAGE.schema, tables.TABLE_LINEAGE.short_name],
     ).fetchone()[0]
     if not exists:
         return {}
@@ -266,7 +207,7 @@ def require_consistent(con: duckdb.DuckDBPyConnection, targets: Sequence[str]) -
     records = _lineage_rows(con)
     if not records:
         raise StaleTablesError(
-            "the DuckDB file has no lineage records (meta.table_lineage), so which run wrote its tables is unknown; "
+            f"the DuckDB file has no lineage records ({LINEAGE_TABLE}), so which run wrote its tables is unknown; "
             "rerun `curatornet materialize` to rebuild them together"
         )
     unrecorded = [t for t in _upstream_closure(targets) if t not in records]

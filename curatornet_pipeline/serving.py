@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.core.ingest import IMAGE_EXTENSIONS
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.duckdb_file import connect_for_reading
 from curatornet_pipeline.lineage import require_consistent
 from curatornet_pipeline.serving_model import serving_model
-from curatornet_pipeline.storage import load_item_vectors, read_frame, table_exists
+from curatornet_pipeline.readers import load_item_vectors
+from curatornet_pipeline.storage import read_frame, table_exists
 
 
 class ModelLoadError(RuntimeError):
@@ -38,7 +40,7 @@ def _load_model(blob: bytes, model_id: str, database: Path):
         return model_from_bytes(blob)
     except (pickle.UnpicklingError, RuntimeError, ValueError, KeyError, EOFError) as error:
         raise ModelLoadError(
-            f"the stored weights of model {model_id} in {database} (model.curatornet_models) cannot be loaded "
+            f"the stored weights of model {model_id} in {database} ({tables.CURATORNET_MODELS}) cannot be loaded "
             "safely (damaged or tampered); rematerialize the model with `curatornet materialize`"
         ) from error
 
@@ -58,32 +60,32 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
     serving.available_artworks.
     """
     with connect_for_reading(Path(database)) as con:
-        for table, asset in (
-            ("model.curatornet_models", "curatornet_model"),
-            ("model.item_embeddings", "item_embeddings"),
-            ("serving.available_artworks", "available_artworks (curatornet refresh)"),
+        for table, how in (
+            (tables.CURATORNET_MODELS, ""),
+            (tables.ITEM_EMBEDDINGS, ""),
+            (tables.AVAILABLE_ARTWORKS, " (curatornet refresh)"),
         ):
             if not table_exists(con, table):
-                raise RuntimeError(f"{database} has no {table}: materialize '{asset}' first (make run)")
-        require_consistent(con, ["model.curatornet_models", "model.item_embeddings"])
+                raise RuntimeError(f"{database} has no {table}: materialize '{table.asset}{how}' first (make run)")
+        require_consistent(con, [tables.CURATORNET_MODELS.name, tables.ITEM_EMBEDDINGS.name])
         chosen = serving_model(con)
         model_id = model_id or chosen.model_id
         found = con.execute(
-            "SELECT weights, trained_at, run_id FROM model.curatornet_models WHERE model_id = ?", [model_id]
+            f"SELECT weights, trained_at, run_id FROM {tables.CURATORNET_MODELS} WHERE model_id = ?", [model_id]
         ).fetchone()
         if found is None:
-            known = [r[0] for r in con.execute("SELECT model_id FROM model.curatornet_models").fetchall()]
+            known = [r[0] for r in con.execute(f"SELECT model_id FROM {tables.CURATORNET_MODELS}").fetchall()]
             raise ValueError(f"unknown model id {model_id!r}; stored models: {', '.join(known)}")
-        if model_id == chosen.model_id and table_exists(con, "serving.item_vectors"):
+        if model_id == chosen.model_id and table_exists(con, tables.SERVING_ITEM_VECTORS):
             rows = con.execute(
                 "SELECT v.artwork_id, v.vector, v.model_run_id, a.artwork_id IS NOT NULL AS available "
-                "FROM serving.item_vectors v LEFT JOIN serving.available_artworks a USING (artwork_id) "
+                f"FROM {tables.SERVING_ITEM_VECTORS} v LEFT JOIN {tables.AVAILABLE_ARTWORKS} a USING (artwork_id) "
                 "WHERE v.model_id = ? ORDER BY v.artwork_id",
                 [model_id],
             ).fetchnumpy()
             if len(rows["artwork_id"]) == 0 or (rows["model_run_id"] != found[2]).any():
                 raise RuntimeError(
-                    f"serving.item_vectors does not hold vectors of the current weights of {model_id}: "
+                    f"{tables.SERVING_ITEM_VECTORS} does not hold vectors of the current weights of {model_id}: "
                     "re-materialize item_embeddings and the serving assets (make run, or curatornet refresh)"
                 )
             ids = [str(i) for i in rows["artwork_id"]]
@@ -91,10 +93,12 @@ def load_recommender(database: Path, model_id: str | None = None) -> LoadedRecom
             available = rows["available"].astype(bool)
         else:
             ids = read_frame(
-                con, "SELECT artwork_id FROM model.item_embeddings WHERE model_id = ? ORDER BY artwork_idx", [model_id]
+                con,
+                f"SELECT artwork_id FROM {tables.ITEM_EMBEDDINGS} WHERE model_id = ? ORDER BY artwork_idx",
+                [model_id],
             )["artwork_id"].tolist()
             vectors = load_item_vectors(con, model_id, found[2])
-            served = set(read_frame(con, "SELECT artwork_id FROM serving.available_artworks")["artwork_id"])
+            served = set(read_frame(con, f"SELECT artwork_id FROM {tables.AVAILABLE_ARTWORKS}")["artwork_id"])
             available = np.array([i in served for i in ids], dtype=bool)
     model = _load_model(bytes(found[0]), model_id, Path(database))
     return LoadedRecommender(Recommender(model, vectors, ids, available), model_id, found[1])

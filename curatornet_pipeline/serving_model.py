@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from curatornet_pipeline.assets.model import SIX_STRATEGIES
+from curatornet_pipeline import tables
 from curatornet_pipeline.storage import require_table
+from curatornet_pipeline.tables import SIX_STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,19 @@ class ServingModel:
 
 def serving_model(con: duckdb.DuckDBPyConnection) -> ServingModel:
     """The serving model as stored in ``model.curatornet_models``; a clear error when there is none."""
-    require_table(con, "model.curatornet_models", "curatornet_model")
+    require_table(con, tables.CURATORNET_MODELS)
     row = con.execute(
-        """
-        SELECT model_id, run_id, variant, l2_lambda, validation_accuracy FROM model.curatornet_models
+        f"""
+        SELECT model_id, run_id, variant, l2_lambda, validation_accuracy FROM {tables.CURATORNET_MODELS}
         WHERE variant = ?
-          AND run_id = (SELECT arg_max(run_id, trained_at) FROM model.curatornet_models WHERE variant = ?)
+          AND run_id = (SELECT arg_max(run_id, trained_at) FROM {tables.CURATORNET_MODELS} WHERE variant = ?)
         ORDER BY validation_accuracy DESC, model_id LIMIT 1
         """,
         [SIX_STRATEGIES, SIX_STRATEGIES],
     ).fetchone()
     if row is None:
-        raise RuntimeError("model.curatornet_models holds no six-strategy model: materialize curatornet_model first")
+        raise RuntimeError(
+            f"{tables.CURATORNET_MODELS} holds no six-strategy model: "
+            f"materialize {tables.CURATORNET_MODELS.asset} first"
+        )
     return ServingModel(str(row[0]), str(row[1]), str(row[2]), float(row[3]), float(row[4]))

@@ -17,15 +17,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from curatornet_pipeline import tables
+
 SNAPSHOT_NAME = "serving_snapshot.duckdb"
 # serving table -> the SELECT that fills the snapshot table of the same name.
 SNAPSHOT_TABLES = {
-    "catalogue": "SELECT * FROM serving.catalogue ORDER BY artwork_idx",
-    "interactions": "SELECT * FROM serving.interactions ORDER BY user_id, timestamp, kind",
-    "item_vectors": "SELECT artwork_id, vector FROM serving.item_vectors ORDER BY artwork_id",
-    "model": "SELECT * FROM serving.model",
-    "user_recommendations": "SELECT * FROM serving.user_recommendations ORDER BY user_id, rank",
-    "similar_artworks": "SELECT * FROM serving.similar_artworks ORDER BY artwork_id, rank",
+    "catalogue": f"SELECT * FROM {tables.SERVING_CATALOGUE} ORDER BY artwork_idx",
+    "interactions": f"SELECT * FROM {tables.SERVED_INTERACTIONS} ORDER BY user_id, timestamp, kind",
+    "item_vectors": f"SELECT artwork_id, vector FROM {tables.SERVING_ITEM_VECTORS} ORDER BY artwork_id",
+    "model": f"SELECT * FROM {tables.SERVING_MODEL}",
+    "user_recommendations": f"SELECT * FROM {tables.USER_RECOMMENDATIONS} ORDER BY user_id, rank",
+    "similar_artworks": f"SELECT * FROM {tables.SIMILAR_ARTWORKS} ORDER BY artwork_id, rank",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Union
 
 import duckdb
 import numpy as np
@@ -16,15 +17,39 @@ import pandas as pd
 
 from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.lineage import record_writes
+from curatornet_pipeline.tables import VECTOR, Table
 
 _QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
+TableRef = Union[Table, str]
 
-def _checked(name: str) -> str:
+
+def _checked(table: TableRef) -> str:
     # Table names are interpolated into SQL, so only plain schema.table identifiers are accepted.
+    name = str(table)
     if not _QUALIFIED_NAME.match(name):
         raise ValueError(f"not a schema-qualified table name: {name!r}")
     return name
+
+
+def _vector_width(frame: pd.DataFrame, table: Table) -> int | None:
+    """The width of the frame's VECTOR column(s), read off the first row (None for an empty frame)."""
+    vectors = [c.name for c in table.columns if c.type == VECTOR]
+    if not vectors or frame.empty:
+        return None
+    return len(frame[vectors[0]].iloc[0])
+
+
+def _declared_casts(table: TableRef, frame: pd.DataFrame, casts: Mapping, vector_widths: Mapping) -> Mapping[str, str]:
+    """The casts of one write: a registered table's own, after checking the frame has its declared columns."""
+    if not isinstance(table, Table):
+        return casts.get(table, {})
+    if set(frame.columns) != set(table.column_names):
+        raise ValueError(
+            f"{table}: the frame's columns {sorted(frame.columns)} differ from the declared ones "
+            f"{sorted(table.column_names)} (curatornet_pipeline/tables.py)"
+        )
+    return table.casts(vector_widths.get(table) or _vector_width(frame, table))
 
 
 def _create_as(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, casts: Mapping[str, str]) -> None:
@@ -49,51 +74,67 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def replace_tables(
     con: duckdb.DuckDBPyConnection,
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[TableRef, pd.DataFrame],
     casts: Mapping[str, Mapping[str, str]] | None = None,
     *,
+    vector_widths: Mapping[Table, int] | None = None,
     external_inputs: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace several tables in one transaction. ``casts`` maps table -> column -> SQL type.
+    """Replace several tables in one transaction.
 
-    The same transaction records the write in ``meta.table_lineage`` (see ``curatornet_pipeline.lineage``);
-    ``external_inputs`` are fingerprints of inputs outside DuckDB (the source files) to record with it.
+    A registered table (``tables.Table``) is written with its declared casts; a VECTOR column's width comes
+    from the frame, or from ``vector_widths`` for a frame that may be empty. ``casts`` (name -> column ->
+    SQL type) serves tables outside the registry. The same transaction records the write in the lineage
+    table (see ``curatornet_pipeline.lineage``); ``external_inputs`` are fingerprints of inputs outside
+    DuckDB (the source files) to record with it.
     """
-    casts = casts or {}
+    casts, vector_widths = casts or {}, vector_widths or {}
     with _transaction(con):
-        for name, frame in frames.items():
-            _create_as(con, _checked(name), frame, casts.get(name, {}))
-        record_writes(con, list(frames), external_inputs=external_inputs)
+        for table, frame in frames.items():
+            _create_as(con, _checked(table), frame, _declared_casts(table, frame, casts, vector_widths))
+        record_writes(con, [_checked(table) for table in frames], external_inputs=external_inputs)
 
 
 def replace_table(
-    con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, casts: Mapping[str, str] | None = None
+    con: duckdb.DuckDBPyConnection, name: TableRef, frame: pd.DataFrame, casts: Mapping[str, str] | None = None
 ) -> None:
-    replace_tables(con, {name: frame}, {name: dict(casts or {})})
+    replace_tables(con, {name: frame}, {str(name): dict(casts or {})})
 
 
 def replace_partitions(
     con: duckdb.DuckDBPyConnection,
-    frames: Mapping[str, pd.DataFrame],
-    key_column: str,
+    frames: Mapping[TableRef, pd.DataFrame],
     key_values: list[str],
+    *,
+    key_column: str | None = None,
     casts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Swap the rows of some partitions (``key_column IN key_values``) of several tables, atomically."""
+    """Swap the rows of some partitions (``key_column IN key_values``) of several tables, atomically.
+
+    ``key_column`` defaults to the registered tables' declared partition column.
+    """
     casts = casts or {}
+    declared = {table.partition_column for table in frames if isinstance(table, Table)}
+    if key_column is None:
+        if len(declared) != 1 or None in declared:
+            raise ValueError(f"no single declared partition column for {', '.join(map(str, frames))}")
+        key_column = declared.pop()
+    elif declared - {key_column}:
+        raise ValueError(f"{', '.join(map(str, frames))} are not all partitioned by {key_column}")
     with _transaction(con):
-        for name, frame in frames.items():
-            name = _checked(name)
+        for table, frame in frames.items():
+            name = _checked(table)
+            table_casts = _declared_casts(table, frame, casts, {})
             if not table_exists(con, name) or key_column not in _column_names(con, name):
                 # A table written before it was partitioned by key_column (an older release) is replaced whole.
-                _create_as(con, name, frame, casts.get(name, {}))
+                _create_as(con, name, frame, table_casts)
                 continue
             placeholders = ", ".join("?" for _ in key_values)
             con.execute(f'DELETE FROM {name} WHERE "{key_column}" IN ({placeholders})', key_values)
             con.register("incoming_frame", frame)
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming_frame")
             con.unregister("incoming_frame")
-        record_writes(con, [_checked(name) for name in frames], key_column, key_values)
+        record_writes(con, [_checked(table) for table in frames], key_column, key_values)
 
 
 def _column_names(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
@@ -104,11 +145,11 @@ def _column_names(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    schema, table = _checked(name).split(".")
+def table_exists(con: duckdb.DuckDBPyConnection, table: TableRef) -> bool:
+    schema, name = _checked(table).split(".")
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
+        [schema, name],
     ).fetchone()
     return bool(found and found[0])
 
@@ -117,9 +158,12 @@ def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = N
     return con.execute(sql, params or []).df()
 
 
-def require_table(con: duckdb.DuckDBPyConnection, name: str, produced_by: str) -> None:
-    if not table_exists(con, name):
-        raise RuntimeError(f"table {name} is missing from the DuckDB file: materialize the asset '{produced_by}' first")
+def require_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Refuse, naming the asset to materialize, when a registered table is not in the file yet."""
+    if not table_exists(con, table):
+        raise RuntimeError(
+            f"table {table} is missing from the DuckDB file: materialize the asset '{table.asset}' first"
+        )
 
 
 def read_vectors(con: duckdb.DuckDBPyConnection, sql: str, column: str, params: list | None = None) -> np.ndarray:
@@ -133,34 +177,6 @@ def read_vectors(con: duckdb.DuckDBPyConnection, sql: str, column: str, params: 
 def vector_column(matrix: np.ndarray) -> list[np.ndarray]:
     """A matrix as a list of row arrays, the form DuckDB's pandas scan turns into a LIST column."""
     return list(np.ascontiguousarray(matrix, dtype=np.float32))
-
-
-def _load_model_vectors(
-    con: duckdb.DuckDBPyConnection, table: str, key: str, model_id: str, model_run_id: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, vectors) of one model from ``table``, refusing rows computed from other weights than the stored ones."""
-    require_table(con, _checked(table), "item_embeddings")
-    stale = con.execute(
-        f"SELECT count(*) FROM {table} WHERE model_id = ? AND model_run_id IS DISTINCT FROM ?",
-        [model_id, model_run_id],
-    ).fetchone()[0]
-    rows = con.execute(f"SELECT {key}, vector FROM {table} WHERE model_id = ? ORDER BY {key}", [model_id]).fetchnumpy()
-    if stale or len(rows[key]) == 0:
-        raise RuntimeError(
-            f"{table} does not hold vectors of the current weights of {model_id}: re-materialize item_embeddings"
-        )
-    return rows[key], np.stack(rows["vector"]).astype(np.float32, copy=False)
-
-
-def load_item_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> np.ndarray:
-    """One model's cached item vectors [N, D], rows in artwork_idx order."""
-    return _load_model_vectors(con, "model.item_embeddings", "artwork_idx", model_id, model_run_id)[1]
-
-
-def load_user_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> dict[str, np.ndarray]:
-    """One model's evaluation-user vectors, by user id."""
-    users, vectors = _load_model_vectors(con, "model.user_vectors", "user_id", model_id, model_run_id)
-    return dict(zip(map(str, users), vectors))
 
 
 # --- triplets: integer columns plus a shared profiles table -------------------------------------------
@@ -189,13 +205,10 @@ def triplet_frames(ts: TripletSet, hashes: np.ndarray, **constant_columns: objec
     return triplets, profiles
 
 
-PROFILE_CASTS = {"items": "INTEGER[]"}
-
-
 def read_triplet_set(
     con: duckdb.DuckDBPyConnection,
-    triplets_table: str,
-    profiles_table: str,
+    triplets_table: TableRef,
+    profiles_table: TableRef,
     where: str = "TRUE",
     params: list | None = None,
     profile_where: str = "TRUE",

@@ -9,16 +9,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from curatornet_pipeline import plots
+from curatornet_pipeline import plots, tables
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
-from curatornet_pipeline.assets.model import (
-    RANDOM_SAMPLING,
-    SIX_STRATEGIES,
-    STRATEGIES_3_AND_4,
-    load_curatornet_models,
-    load_model_features,
-    load_vbpr_models,
-)
 from curatornet_pipeline.core.evaluation import (
     MOST_POPULAR_METHOD,
     RANDOM_SAMPLING_METHOD,
@@ -44,7 +36,16 @@ from curatornet_pipeline.core.vbpr import VBPRModel
 from curatornet_pipeline.lineage import require_consistent, table_inputs
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.serving_model import serving_model
-from curatornet_pipeline.storage import load_item_vectors, load_user_vectors, read_frame, replace_tables, require_table
+from curatornet_pipeline.readers import (
+    load_catalogue_and_split,
+    load_curatornet_models,
+    load_item_vectors,
+    load_model_features,
+    load_user_vectors,
+    load_vbpr_models,
+)
+from curatornet_pipeline.storage import read_frame, replace_tables, require_table
+from curatornet_pipeline.tables import RANDOM_SAMPLING, SIX_STRATEGIES, STRATEGIES_3_AND_4
 
 GROUP = "evaluation"
 
@@ -79,7 +80,8 @@ EVALUATION_DEPS = [
             kinds={"duckdb", "pandas"},
             owners=["team:curatornet"],
             deps=EVALUATION_DEPS,
-            description="Top-100 artworks per evaluation user and method, with scores and hits (evaluation.recommendations).",
+            description="Top-100 artworks per evaluation user and method, with scores and hits "
+            f"({tables.RECOMMENDATIONS}).",
         ),
         dg.AssetSpec(
             "per_user_metrics",
@@ -95,15 +97,14 @@ EVALUATION_DEPS = [
 def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb: DuckDBResource):
     with duckdb.get_connection() as con:
         # Models, vectors and split must come from one run, not half from a run that failed later.
-        require_consistent(con, table_inputs("evaluation.per_user_metrics"))
-        artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
-        transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
+        require_consistent(con, table_inputs(tables.PER_USER_METRICS.name))
+        artworks, transactions = load_catalogue_and_split(con)
         raw, _ = load_model_features(con)
         models = load_curatornet_models(con)
         item_vectors = {row.model_id: load_item_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
         user_vectors = {row.model_id: load_user_vectors(con, row.model_id, row.run_id) for row in models.itertuples()}
         vbpr_models = load_vbpr_models(con)
-        user_index = dict(read_frame(con, "SELECT user_id, user_idx FROM split.users").itertuples(index=False))
+        user_index = dict(read_frame(con, f"SELECT user_id, user_idx FROM {tables.USERS}").itertuples(index=False))
     users = evaluation_users(artworks, transactions)
     if not users:
         raise RuntimeError(
@@ -115,7 +116,7 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
         missing = {u.user_id for u in users} - set(user_vectors[row.model_id])
         if missing:
             raise RuntimeError(
-                f"model.user_vectors lacks {len(missing)} evaluation users of {row.model_id} (the split changed "
+                f"{tables.USER_VECTORS} lacks {len(missing)} evaluation users of {row.model_id} (the split changed "
                 "since it was computed): re-materialize item_embeddings and user_vectors"
             )
         scorers[model_label("CuratorNet", row.variant, row.l2_lambda)] = user_vector_scorer(
@@ -137,9 +138,9 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
     )
     per_user["protocol"] = users[0].protocol if users else ""
     with duckdb.get_connection() as con:
-        replace_tables(con, {"evaluation.recommendations": recommendations, "evaluation.per_user_metrics": per_user})
-        rec_meta = table_metadata(con, "evaluation.recommendations")
-        metric_meta = table_metadata(con, "evaluation.per_user_metrics")
+        replace_tables(con, {tables.RECOMMENDATIONS: recommendations, tables.PER_USER_METRICS: per_user})
+        rec_meta = table_metadata(con, tables.RECOMMENDATIONS)
+        metric_meta = table_metadata(con, tables.PER_USER_METRICS)
     seconds = time.perf_counter() - started
     protocol = users[0].protocol if users else "no evaluation users"
     yield dg.MaterializeResult(asset_key="recommendations", metadata={**rec_meta, "methods": list(scorers)})
@@ -156,22 +157,22 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
     deps=["per_user_metrics"],
     pool="duckdb",
     description=(
-        "The paper's Table 2 for our run (mean metrics per method + n_users, evaluation.metric_table), the paper's "
-        "numbers side by side, and paired t-tests between methods (evaluation.significance_tests)."
+        f"The paper's Table 2 for our run (mean metrics per method + n_users, {tables.METRIC_TABLE}), the paper's "
+        f"numbers side by side, and paired t-tests between methods ({tables.SIGNIFICANCE_TESTS})."
     ),
 )
 def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        require_table(con, "evaluation.per_user_metrics", "per_user_metrics")
-        per_user = read_frame(con, "SELECT * FROM evaluation.per_user_metrics")
+        require_table(con, tables.PER_USER_METRICS)
+        per_user = read_frame(con, f"SELECT * FROM {tables.PER_USER_METRICS}")
     table = aggregate_table(per_user)
     tests = pd.concat(
         [paired_t_tests(per_user, metric).assign(metric=metric) for metric in ("auc", "ndcg_at_20", "recall_at_20")],
         ignore_index=True,
     )
     with duckdb.get_connection() as con:
-        replace_tables(con, {"evaluation.metric_table": table, "evaluation.significance_tests": tests})
-        metadata = table_metadata(con, "evaluation.metric_table")
+        replace_tables(con, {tables.METRIC_TABLE: table, tables.SIGNIFICANCE_TESTS: tests})
+        metadata = table_metadata(con, tables.METRIC_TABLE)
     side_by_side = side_by_side_markdown(table)
     context.log.info("metrics (ours / paper; the demo gallery is synthetic, so numbers differ):\n" + side_by_side)
     auc_tests = tests[tests["metric"] == "auc"]
@@ -195,8 +196,8 @@ def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
 
 # Per model: its models table and the variant trained with guided sampling (the other is RANDOM_SAMPLING).
 FIGURE_3_MODELS = {
-    "CuratorNet": ("model.curatornet_models", SIX_STRATEGIES),
-    "VBPR": ("model.vbpr_models", STRATEGIES_3_AND_4),
+    "CuratorNet": (tables.CURATORNET_MODELS, SIX_STRATEGIES),
+    "VBPR": (tables.VBPR_MODELS, STRATEGIES_3_AND_4),
 }
 
 
@@ -234,21 +235,21 @@ def _figure_3_methods(con) -> tuple[dict[str, tuple[str, str]], pd.DataFrame]:
     ],
     pool="duckdb",
     description=(
-        "The paper's Figure 3 (evaluation.figure_3): AUC of CuratorNet (six strategies) and VBPR (strategies 3 and 4) "
+        f"The paper's Figure 3 ({tables.FIGURE_3}): AUC of CuratorNet (six strategies) and VBPR (strategies 3 and 4) "
         "against the same models trained on random sampling, each at its lambda with the best validation accuracy; "
         "paired t-tests on per-user AUC; the paper's values beside ours; a bar chart."
     ),
 )
 def figure_3(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        require_table(con, "evaluation.per_user_metrics", "per_user_metrics")
-        require_table(con, "model.vbpr_models", "vbpr_model")
+        require_table(con, tables.PER_USER_METRICS)
+        require_table(con, tables.VBPR_MODELS)
         methods, chosen = _figure_3_methods(con)
-        per_user = read_frame(con, "SELECT method, user_id, auc FROM evaluation.per_user_metrics")
+        per_user = read_frame(con, f"SELECT method, user_id, auc FROM {tables.PER_USER_METRICS}")
     table = figure_3_table(per_user, methods)
     with duckdb.get_connection() as con:
-        replace_tables(con, {"evaluation.figure_3": table})
-        metadata = table_metadata(con, "evaluation.figure_3")
+        replace_tables(con, {tables.FIGURE_3: table})
+        metadata = table_metadata(con, tables.FIGURE_3)
     bars = []
     for row in table.itertuples():
         guided_name = "six strategies" if row.model == "CuratorNet" else "strategies 3+4"
@@ -300,13 +301,14 @@ def recommendation_gallery(
         method = model_label("CuratorNet", chosen_model.variant, chosen_model.l2_lambda)
         recs = read_frame(
             con,
-            "SELECT user_id, rank, artwork_id, is_hit FROM evaluation.recommendations WHERE method = ? AND rank <= ? "
+            f"SELECT user_id, rank, artwork_id, is_hit FROM {tables.RECOMMENDATIONS} WHERE method = ? AND rank <= ? "
             "ORDER BY user_id, rank",
             [method, config.k],
         )
         baskets = read_frame(
             con,
-            "SELECT user_id, artwork_id, split FROM split.last_basket_split ORDER BY user_id, purchase_timestamp, basket_id",
+            f"SELECT user_id, artwork_id, split FROM {tables.LAST_BASKET_SPLIT} "
+            "ORDER BY user_id, purchase_timestamp, basket_id",
         )
     folder = gallery.folder()
     if not (folder / "images").is_dir():

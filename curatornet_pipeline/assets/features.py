@@ -2,17 +2,15 @@
 
 import json
 import time
-from typing import Optional
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
 
-from curatornet_pipeline import plots
+from curatornet_pipeline import plots, tables
 from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
-from curatornet_pipeline.core.clustering import DEFAULT_SILHOUETTE_SAMPLE_SIZE, cluster_embeddings
+from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
+from curatornet_pipeline.core.clustering import cluster_embeddings
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
@@ -29,29 +27,6 @@ from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
 
 GROUP = "features"
-
-
-class EmbeddingConfig(dg.Config):
-    source: str = Field(
-        default="auto",
-        description="'auto' (the folder's resnet_embeddings.npy when present, else the images), 'npy' or 'images'.",
-    )
-    weights: str = Field(
-        default="auto",
-        description="'imagenet', 'random' (seeded init), or a path to a local ResNet50 state_dict file. "
-        "'auto' = 'random' for the demo gallery, 'imagenet' otherwise.",
-    )
-    image_size: int = Field(
-        default=0, description="Input size after center crop; 0 = 64 for the demo (its native size), 224 otherwise."
-    )
-    batch_size: int = Field(default=64, description="Images per forward pass.")
-    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
-    seed: int = Field(default=0, description="Seed of the random-init weights.")
-    precision: str = Field(
-        default="auto",
-        description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
-        "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
-    )
 
 
 def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
@@ -86,8 +61,8 @@ def resnet50_embeddings(
 ) -> dg.MaterializeResult:
     folder = gallery.folder()
     with duckdb.get_connection() as con:
-        require_table(con, "ingest.raw_artworks", "raw_artworks")
-        artworks = read_frame(con, "SELECT artwork_idx, artwork_id FROM ingest.raw_artworks ORDER BY artwork_idx")
+        require_table(con, tables.RAW_ARTWORKS)
+        artworks = read_frame(con, f"SELECT artwork_idx, artwork_id FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
     ids = artworks["artwork_id"].tolist()
     use_npy = embedding_source(folder, config.source) == "npy"
     metadata: dict = {}
@@ -154,31 +129,11 @@ def resnet50_embeddings(
         }
     )
     with duckdb.get_connection() as con:
-        replace_tables(
-            con,
-            {"features.resnet50_embeddings": frame},
-            {"features.resnet50_embeddings": {"embedding": f"FLOAT[{embeddings.shape[1]}]"}},
-        )
-        metadata.update(table_metadata(con, "features.resnet50_embeddings"))
+        replace_tables(con, {tables.RESNET50_EMBEDDINGS: frame})
+        metadata.update(table_metadata(con, tables.RESNET50_EMBEDDINGS))
     metadata["seconds"] = float(time.perf_counter() - started)
     metadata["mean_vector_norm"] = float(np.linalg.norm(embeddings, axis=1).mean())
     return dg.MaterializeResult(metadata=metadata)
-
-
-class ClusteringConfig(dg.Config):
-    n_clusters: Optional[int] = Field(
-        default=None,
-        description="k of k-means. Unset: the paper's 100, lowered to about one cluster per 15 artworks for "
-        "catalogues under 1,500 artworks (the choice is logged and in metadata).",
-    )
-    n_runs: int = Field(default=20, description="k-means runs with different seeds; the best silhouette wins.")
-    pca_components: int = Field(default=200, description="PCA dimensions before k-means (the paper: 200).")
-    seed: int = Field(default=0, description="Seed of PCA and of the first k-means run.")
-    silhouette_sample_size: int = Field(
-        default=DEFAULT_SILHOUETTE_SAMPLE_SIZE,
-        description="Silhouettes are computed on this many artworks (a fixed seeded sample) once the catalogue is "
-        "larger; 0 = every artwork (exact, O(N^2) per run).",
-    )
 
 
 @dg.asset(
@@ -197,10 +152,12 @@ def visual_clusters(
     context: dg.AssetExecutionContext, config: ClusteringConfig, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
-        ids = read_frame(con, "SELECT artwork_idx, artwork_id FROM features.resnet50_embeddings ORDER BY artwork_idx")
+        require_table(con, tables.RESNET50_EMBEDDINGS)
+        ids = read_frame(
+            con, f"SELECT artwork_idx, artwork_id FROM {tables.RESNET50_EMBEDDINGS} ORDER BY artwork_idx"
+        )
         embeddings = read_vectors(
-            con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding"
+            con, f"SELECT embedding FROM {tables.RESNET50_EMBEDDINGS} ORDER BY artwork_idx", "embedding"
         )
     started = time.perf_counter()
     n_clusters, note = resolve_n_clusters(config.n_clusters, len(embeddings))
@@ -236,10 +193,10 @@ def visual_clusters(
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"features.visual_clusters": clusters, "features.clustering_runs": runs},
-            {"features.visual_clusters": {"pca": f"FLOAT[{result.pca_vectors.shape[1]}]"}},
+            {tables.VISUAL_CLUSTERS: clusters, tables.CLUSTERING_RUNS: runs},
+            vector_widths={tables.VISUAL_CLUSTERS: result.pca_vectors.shape[1]},
         )
-        metadata = table_metadata(con, "features.visual_clusters")
+        metadata = table_metadata(con, tables.VISUAL_CLUSTERS)
     sizes = np.bincount(result.labels, minlength=n_clusters)
     return dg.MaterializeResult(
         metadata={

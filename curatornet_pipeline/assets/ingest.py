@@ -7,8 +7,10 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.assets.metadata import frame_markdown, table_metadata
-from curatornet_pipeline.assets.features import ClusteringConfig, EmbeddingConfig
+from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
+from curatornet_pipeline.core.fingerprint import source_fingerprint
 from curatornet_pipeline.core.ingest import detect_source_format, read_source
 from curatornet_pipeline.core.preflight import RunPlan, embedding_source, preflight_source
 from curatornet_pipeline.core.reporting import markdown_table
@@ -16,37 +18,6 @@ from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import replace_tables
 
 GROUP = "ingest"
-SOURCE_FILE_NAMES = (
-    "inventory.csv",
-    "purchases.csv",
-    "resnet_embeddings.npy",
-    "items.csv",
-    "interactions.csv",
-    "likes.csv",  # the visitor app's likes (core.ingest.read_likes)
-)
-
-
-def source_fingerprint(folder: Path) -> dict[str, str]:
-    """A content fingerprint per source file, and one for the images folder (names, sizes, times)."""
-    prints: dict[str, str] = {}
-    for name in SOURCE_FILE_NAMES:
-        path = folder / name
-        if path.exists():
-            digest = hashlib.sha1()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            prints[name] = digest.hexdigest()
-    images = folder / "images"
-    if images.is_dir():
-        digest = hashlib.sha1()
-        for entry in sorted(images.iterdir()):
-            stat = entry.stat()
-            digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-        prints["images/"] = digest.hexdigest()
-    return prints
-
-
 def _op_config(context: dg.AssetExecutionContext, op: str, config_class: type[dg.Config]) -> dg.Config:
     """The run config of another step of this run, with that step's defaults filled in."""
     ops = (context.run.run_config or {}).get("ops", {})
@@ -107,7 +78,7 @@ def source_files(
         comparison = pd.DataFrame(stats["comparison"])
         context.log.info("demo gallery statistics (generated vs the paper's UGallery):\n" + markdown_table(comparison))
         with duckdb.get_connection() as con:
-            replace_tables(con, {"ingest.demo_gallery_stats": comparison.astype({"generated": float, "paper": float})})
+            replace_tables(con, {tables.DEMO_GALLERY_STATS: comparison.astype({"generated": float, "paper": float})})
         metadata["generated_vs_paper"] = frame_markdown(comparison)
         metadata["note"] = (
             "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
@@ -146,11 +117,11 @@ def raw_tables(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"ingest.raw_artworks": artworks, "ingest.raw_transactions": transactions},
+            {tables.RAW_ARTWORKS: artworks, tables.RAW_TRANSACTIONS: transactions},
             external_inputs={str(folder): _combined_fingerprint(source_fingerprint(folder))},
         )
-        artwork_meta = table_metadata(con, "ingest.raw_artworks")
-        transaction_meta = table_metadata(con, "ingest.raw_transactions")
+        artwork_meta = table_metadata(con, tables.RAW_ARTWORKS)
+        transaction_meta = table_metadata(con, tables.RAW_TRANSACTIONS)
     yield dg.MaterializeResult(
         asset_key="raw_artworks",
         metadata={

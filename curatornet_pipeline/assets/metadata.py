@@ -7,21 +7,36 @@ import duckdb
 import pandas as pd
 
 from curatornet_pipeline.core.reporting import markdown_table
+from curatornet_pipeline.tables import VECTOR, Table
 
 
-def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict:
+def column_schema(con: duckdb.DuckDBPyConnection, table: Table) -> dg.TableSchema:
+    """The declared columns of ``table`` (tables.py), a vector column with the width its rows were written at."""
+    stored = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [table.schema, table.short_name],
+        ).fetchall()
+    )
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                stored.get(c.name, c.type) if c.type == VECTOR else c.type,
+                description=c.description or None,
+            )
+            for c in table.columns
+        ]
+    )
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, table: Table) -> dict:
     """Row count, column schema, and the DuckDB table name of one stored table."""
-    schema, name = table.split(".")
-    columns = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [schema, name],
-    ).fetchall()
     n_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return {
         "dagster/row_count": dg.MetadataValue.int(int(n_rows)),
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in columns]),
-        "dagster/table_name": dg.MetadataValue.text(f"{table}"),
+        "dagster/column_schema": column_schema(con, table),
+        "dagster/table_name": dg.MetadataValue.text(table.name),
     }
 
 

@@ -2,87 +2,33 @@
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
-import duckdb as duckdb_module
-import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from curatornet_pipeline import plots
+from curatornet_pipeline import plots, tables
 from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
 from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
-from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
-from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
-from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
-from curatornet_pipeline.storage import (
-    read_frame,
-    read_triplet_set,
-    read_vectors,
-    replace_partitions,
-    replace_tables,
-    require_table,
-    vector_column,
+from curatornet_pipeline.readers import (
+    CURATORNET_RANDOM_TRIPLETS,
+    SIX_STRATEGY_TRIPLETS,
+    VBPR_GUIDED_TRIPLETS,
+    VBPR_RANDOM_TRIPLETS,
+    TripletSource,
+    load_catalogue_and_split,
+    load_curatornet_models,
+    load_model_features,
 )
+from curatornet_pipeline.storage import replace_partitions, replace_tables, require_table, vector_column
+from curatornet_pipeline.tables import RANDOM_SAMPLING, SIX_STRATEGIES, STRATEGIES_3_AND_4
 
 GROUP = "model"
-SIX_STRATEGIES = "six_strategies"
-STRATEGIES_3_AND_4 = "strategies_3_and_4"
-RANDOM_SAMPLING = "random_sampling"
-
-
-@dataclass(frozen=True)
-class TripletSource:
-    """The stored triplets a model trains on: which table, which strategies."""
-
-    asset: str
-    triplets_table: str
-    profiles_table: str
-    strategies: tuple[str, ...]
-    # random_profiles holds one profile table per strategy; training_profiles is one table shared by all.
-    profiles_per_strategy: bool
-
-    def read(self, con: duckdb_module.DuckDBPyConnection, split: str) -> TripletSet:
-        require_table(con, self.triplets_table, self.asset)
-        marks = ", ".join("?" for _ in self.strategies)
-        if self.profiles_per_strategy:
-            profile_where, profile_params = "strategy = ?", [self.strategies[0]]
-        else:
-            profile_where, profile_params = "TRUE", []
-        ts, _ = read_triplet_set(
-            con,
-            self.triplets_table,
-            self.profiles_table,
-            f"split = ? AND strategy IN ({marks})",
-            [split, *self.strategies],
-            profile_where,
-            profile_params,
-        )
-        return ts
-
-
-SIX_STRATEGY_TRIPLETS = TripletSource(
-    "training_triplets", "triplets.training_triplets", "triplets.training_profiles", STRATEGIES, False
-)
-# Paper 5.1: "in VBPR we only used two sampling guidelines (D3 and D4), since VBPR has no notion of session or
-# purchase baskets".
-VBPR_GUIDED_TRIPLETS = TripletSource(
-    "training_triplets", "triplets.training_triplets", "triplets.training_profiles", STRATEGIES[2:4], False
-)
-CURATORNET_RANDOM_TRIPLETS = TripletSource(
-    "random_triplets", "triplets.random_triplets", "triplets.random_profiles", (RANDOM_STRATEGY,), True
-)
-VBPR_RANDOM_TRIPLETS = TripletSource(
-    "random_triplets", "triplets.random_triplets", "triplets.random_profiles", (RANDOM_BPR_STRATEGY,), True
-)
-
-
 def check_lambda_grid(l2_lambdas: list[float]) -> None:
     labels = [format_lambda(l2) for l2 in l2_lambdas]
     if not labels or len(set(labels)) != len(labels) or min(l2_lambdas) < 0:
@@ -135,13 +81,6 @@ class CuratorNetTrainingConfig(dg.Config):
         )
 
 
-def load_model_features(con: duckdb_module.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
-    """(raw embeddings, z-scored model features), rows on the canonical artwork index."""
-    require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
-    raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings ORDER BY artwork_idx", "embedding")
-    return raw, zscore_catalogue(raw)
-
-
 def _upstream_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
     """Run id and time of the materializations this model was trained from."""
     lineage: dict = {"run_id": context.run_id}
@@ -164,7 +103,7 @@ def _train_variant(
 ) -> dg.MaterializeResult:
     check_lambda_grid(config.l2_lambdas)
     with duckdb.get_connection() as con:
-        require_table(con, source.triplets_table, source.asset)
+        require_table(con, source.triplets)
         _, features = load_model_features(con)
         train, validation = source.read(con, "train"), source.read(con, "validation")
     model_config = CuratorNetConfig(input_dim=features.shape[1], user_dims=tuple(config.user_dims))
@@ -210,13 +149,9 @@ def _train_variant(
     history = pd.concat(history_rows, ignore_index=True)
     with duckdb.get_connection() as con:
         replace_partitions(
-            con,
-            {"model.curatornet_models": models, "model.training_history": history},
-            key_column="variant",
-            key_values=[variant],
-            casts={"model.curatornet_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
+            con, {tables.CURATORNET_MODELS: models, tables.TRAINING_HISTORY: history}, key_values=[variant]
         )
-        metadata = table_metadata(con, "model.curatornet_models")
+        metadata = table_metadata(con, tables.CURATORNET_MODELS)
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -267,8 +202,8 @@ MODEL_KINDS = {"pytorch", "duckdb"}
     pool="duckdb",
     description=(
         "CuratorNet trained on the six strategies' triplets, one model per configured L2 lambda: weights (BLOB, "
-        "loaded with torch.load(weights_only=True)), config and lineage in model.curatornet_models, epoch history "
-        "in model.training_history."
+        f"loaded with torch.load(weights_only=True)), config and lineage in {tables.CURATORNET_MODELS}, epoch history "
+        f"in {tables.TRAINING_HISTORY}."
     ),
 )
 def curatornet_model(
@@ -337,10 +272,10 @@ def _train_vbpr_variant(
 ) -> dg.MaterializeResult:
     check_lambda_grid(config.l2_lambdas)
     with duckdb.get_connection() as con:
-        require_table(con, source.triplets_table, source.asset)
+        require_table(con, source.triplets)
         _, features = load_model_features(con)
         train, validation = source.read(con, "train"), source.read(con, "validation")
-        n_users = int(con.execute("SELECT count(*) FROM split.users").fetchone()[0])
+        n_users = int(con.execute(f"SELECT count(*) FROM {tables.USERS}").fetchone()[0])
     lineage = _upstream_lineage(context, [source.asset, "resnet50_embeddings"])
     model_rows, history_rows, summary = [], [], []
     for l2_lambda in config.l2_lambdas:
@@ -380,12 +315,10 @@ def _train_vbpr_variant(
     with duckdb.get_connection() as con:
         replace_partitions(
             con,
-            {"model.vbpr_models": models, "model.vbpr_training_history": pd.concat(history_rows, ignore_index=True)},
-            key_column="variant",
+            {tables.VBPR_MODELS: models, tables.VBPR_TRAINING_HISTORY: pd.concat(history_rows, ignore_index=True)},
             key_values=[variant],
-            casts={"model.vbpr_models": {"weights": "BLOB", "config": "JSON", "lineage": "JSON"}},
         )
-        metadata = table_metadata(con, "model.vbpr_models")
+        metadata = table_metadata(con, tables.VBPR_MODELS)
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -406,7 +339,7 @@ def _train_vbpr_variant(
     description=(
         "VBPR (He & McAuley 2016), our PyTorch implementation, one model per L2 lambda, trained as in the paper on "
         "the triplets of strategies 3 and 4 only (VBPR has no notion of sessions or baskets) until validation "
-        "accuracy stops improving (model.vbpr_models, model.vbpr_training_history)."
+        f"accuracy stops improving ({tables.VBPR_MODELS}, {tables.VBPR_TRAINING_HISTORY})."
     ),
 )
 def vbpr_model(
@@ -432,25 +365,6 @@ def vbpr_random_sampling_model(
     return _train_vbpr_variant(context, config, duckdb, RANDOM_SAMPLING, VBPR_RANDOM_TRIPLETS)
 
 
-def load_curatornet_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
-    require_table(con, "model.curatornet_models", "curatornet_model")
-    models = read_frame(
-        con,
-        "SELECT model_id, variant, l2_lambda, run_id, weights FROM model.curatornet_models ORDER BY variant, l2_lambda",
-    )
-    if models.empty:
-        raise RuntimeError("model.curatornet_models is empty: materialize curatornet_model first")
-    return models
-
-
-def load_vbpr_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
-    require_table(con, "model.vbpr_models", "vbpr_model")
-    models = read_frame(con, "SELECT model_id, variant, l2_lambda, weights FROM model.vbpr_models ORDER BY variant, l2_lambda")
-    if models.empty:
-        raise RuntimeError("model.vbpr_models is empty: materialize vbpr_model first")
-    return models
-
-
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -459,7 +373,8 @@ def load_vbpr_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
             kinds={"pytorch", "duckdb"},
             owners=["team:curatornet"],
             deps=["curatornet_model", "curatornet_random_sampling_model", "resnet50_embeddings"],
-            description="The 200-d CuratorNet item vector of every artwork, per trained model (model.item_embeddings).",
+            description="The 200-d CuratorNet item vector of every artwork, per trained model "
+            f"({tables.ITEM_EMBEDDINGS}).",
         ),
         dg.AssetSpec(
             "user_vectors",
@@ -476,8 +391,7 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
     with duckdb.get_connection() as con:
         _, features = load_model_features(con)
         models = load_curatornet_models(con)
-        artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
-        transactions = read_frame(con, "SELECT * FROM split.last_basket_split")
+        artworks, transactions = load_catalogue_and_split(con)
     users = evaluation_users(artworks, transactions)
     item_frames, user_frames = [], []
     for row in models.itertuples():
@@ -511,13 +425,14 @@ def item_and_user_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResou
         replace_tables(
             con,
             {
-                "model.item_embeddings": pd.concat(item_frames, ignore_index=True),
-                "model.user_vectors": pd.concat(user_frames, ignore_index=True),
+                tables.ITEM_EMBEDDINGS: pd.concat(item_frames, ignore_index=True),
+                tables.USER_VECTORS: pd.concat(user_frames, ignore_index=True),
             },
-            {"model.item_embeddings": {"vector": f"FLOAT[{dim}]"}, "model.user_vectors": {"vector": f"FLOAT[{dim}]"}},
+            # A catalogue may have no evaluation user; the user vectors still have the model's width.
+            vector_widths={tables.USER_VECTORS: dim},
         )
-        item_meta = table_metadata(con, "model.item_embeddings")
-        user_meta = table_metadata(con, "model.user_vectors")
+        item_meta = table_metadata(con, tables.ITEM_EMBEDDINGS)
+        user_meta = table_metadata(con, tables.USER_VECTORS)
     yield dg.MaterializeResult(
         asset_key="item_embeddings", metadata={**item_meta, "models": models["model_id"].tolist()}
     )

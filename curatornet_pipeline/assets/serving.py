@@ -18,6 +18,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from sklearn.preprocessing import StandardScaler
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.assets.metadata import table_metadata
 from curatornet_pipeline.core.batch_recommend import top_k_per_profile
 from curatornet_pipeline.core.embeddings import (
@@ -52,9 +53,10 @@ NPY_NAME = "resnet_embeddings.npy"
             owners=OWNERS,
             deps=["source_files"],
             description=(
-                "What the gallery can sell now (serving.available_artworks), re-read from the source files: every "
+                f"What the gallery can sell now ({tables.AVAILABLE_ARTWORKS}), re-read from the source files: every "
                 "uploaded artwork except one-of-a-kind works already sold (bought once = sold, twice or more = a "
-                "reproducible print; a generic items.csv may state it in an 'available' column). serving.catalogue "
+                "reproducible print; a generic items.csv may state it in an 'available' column). "
+                f"{tables.SERVING_CATALOGUE} "
                 "keeps every artwork with its availability and image file."
             ),
         ),
@@ -65,7 +67,8 @@ NPY_NAME = "resnet_embeddings.npy"
             owners=OWNERS,
             deps=["source_files"],
             description=(
-                "Every positive interaction, re-read from the source files (serving.interactions): all purchases, "
+                f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): "
+                "all purchases, "
                 "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles."
             ),
         ),
@@ -88,14 +91,13 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
         replace_tables(
             con,
             {
-                "serving.catalogue": catalogue,
-                "serving.available_artworks": available,
-                "serving.interactions": interactions,
+                tables.SERVING_CATALOGUE: catalogue,
+                tables.AVAILABLE_ARTWORKS: available,
+                tables.SERVED_INTERACTIONS: interactions,
             },
-            {"serving.catalogue": {"image_file": "VARCHAR"}, "serving.available_artworks": {"image_file": "VARCHAR"}},
         )
-        available_meta = table_metadata(con, "serving.available_artworks")
-        interaction_meta = table_metadata(con, "serving.interactions")
+        available_meta = table_metadata(con, tables.AVAILABLE_ARTWORKS)
+        interaction_meta = table_metadata(con, tables.SERVED_INTERACTIONS)
     context.log.info(f"{len(available)} of {len(catalogue)} artworks available; {len(likes)} likes")
     yield dg.MaterializeResult(
         asset_key="available_artworks",
@@ -130,16 +132,18 @@ class ServingEmbeddingConfig(dg.Config):
 
 def _training_embedder(con) -> dict:
     """How the training catalogue was embedded; new images must be embedded the same way."""
-    require_table(con, "features.resnet50_embeddings", "resnet50_embeddings")
-    columns = {r[0] for r in con.execute("DESCRIBE features.resnet50_embeddings").fetchall()}
+    require_table(con, tables.RESNET50_EMBEDDINGS)
+    columns = {r[0] for r in con.execute(f"DESCRIBE {tables.RESNET50_EMBEDDINGS}").fetchall()}
     if not {"content_key", "embedder"} <= columns:
         raise RuntimeError(
-            "features.resnet50_embeddings predates serving (no content_key/embedder columns): "
+            f"{tables.RESNET50_EMBEDDINGS} predates serving (no content_key/embedder columns): "
             "re-materialize resnet50_embeddings with a full run (make run)"
         )
-    embedders = [r[0] for r in con.execute("SELECT DISTINCT embedder FROM features.resnet50_embeddings").fetchall()]
+    embedders = [
+        r[0] for r in con.execute(f"SELECT DISTINCT embedder FROM {tables.RESNET50_EMBEDDINGS}").fetchall()
+    ]
     if len(embedders) != 1:
-        raise RuntimeError(f"features.resnet50_embeddings mixes embedders {embedders}: re-materialize it")
+        raise RuntimeError(f"{tables.RESNET50_EMBEDDINGS} mixes embedders {embedders}: re-materialize it")
     return json.loads(embedders[0])
 
 
@@ -150,7 +154,8 @@ def _training_embedder(con) -> dict:
     deps=["available_artworks", "resnet50_embeddings"],
     pool="duckdb",
     description=(
-        "A 2048-d ResNet50 embedding per catalogue artwork (serving.artwork_embeddings), kept by image content "
+        f"A 2048-d ResNet50 embedding per catalogue artwork ({tables.SERVING_ARTWORK_EMBEDDINGS}), "
+        "kept by image content "
         "(SHA-256 of the file): an unchanged image reuses its stored vector, only new or changed images go "
         "through ResNet50, with the same weights and input size as the training catalogue."
     ),
@@ -161,11 +166,13 @@ def serving_embeddings(
     started = time.perf_counter()
     with duckdb.get_connection() as con:
         embedder = _training_embedder(con)
-        catalogue = read_frame(con, "SELECT artwork_id, image_file FROM serving.catalogue ORDER BY artwork_idx")
-        known = read_frame(con, "SELECT content_key, embedding FROM features.resnet50_embeddings")
-        if table_exists(con, "serving.artwork_embeddings"):
+        catalogue = read_frame(
+            con, f"SELECT artwork_id, image_file FROM {tables.SERVING_CATALOGUE} ORDER BY artwork_idx"
+        )
+        known = read_frame(con, f"SELECT content_key, embedding FROM {tables.RESNET50_EMBEDDINGS}")
+        if table_exists(con, tables.SERVING_ARTWORK_EMBEDDINGS):
             previous = read_frame(
-                con, "SELECT content_key, embedding FROM serving.artwork_embeddings WHERE embedder = ?",
+                con, f"SELECT content_key, embedding FROM {tables.SERVING_ARTWORK_EMBEDDINGS} WHERE embedder = ?",
                 [json.dumps(embedder, sort_keys=True)],
             )
             known = pd.concat([known, previous], ignore_index=True)
@@ -207,10 +214,8 @@ def serving_embeddings(
         }
     )
     with duckdb.get_connection() as con:
-        replace_tables(
-            con, {"serving.artwork_embeddings": frame}, {"serving.artwork_embeddings": {"embedding": "FLOAT[2048]"}}
-        )
-        metadata = table_metadata(con, "serving.artwork_embeddings")
+        replace_tables(con, {tables.SERVING_ARTWORK_EMBEDDINGS: frame})
+        metadata = table_metadata(con, tables.SERVING_ARTWORK_EMBEDDINGS)
     return dg.MaterializeResult(
         metadata={
             **metadata,
@@ -232,8 +237,9 @@ def serving_embeddings(
     deps=["serving_embeddings", "curatornet_model", "resnet50_embeddings"],
     pool="duckdb",
     description=(
-        "The serving model's 200-d item vector of every catalogue artwork (serving.item_vectors) and the model "
-        "itself (serving.model). The serving model is the six-strategy CuratorNet with the best validation "
+        f"The serving model's 200-d item vector of every catalogue artwork ({tables.SERVING_ITEM_VECTORS}) "
+        "and the model "
+        f"itself ({tables.SERVING_MODEL}). The serving model is the six-strategy CuratorNet with the best validation "
         "accuracy of the latest training run. Vectors of unchanged artworks under the same weights are reused; "
         "new ones go through the item tower with the training catalogue's z-scoring."
     ),
@@ -242,26 +248,24 @@ def serving_item_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     with duckdb.get_connection() as con:
         chosen = serving_model(con)
         weights = bytes(
-            con.execute("SELECT weights FROM model.curatornet_models WHERE model_id = ?", [chosen.model_id]).fetchone()[0]
+            con.execute(
+                f"SELECT weights FROM {tables.CURATORNET_MODELS} WHERE model_id = ?", [chosen.model_id]
+            ).fetchone()[0]
         )
         # The scaler the model was trained with: z-scoring over the training catalogue's raw embeddings.
-        training_raw = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings", "embedding")
-        served = read_frame(
-            con,
-            "SELECT e.artwork_id, e.content_key FROM serving.artwork_embeddings e "
-            "JOIN serving.catalogue c USING (artwork_id) ORDER BY c.artwork_idx",
+        training_raw = read_vectors(con, f"SELECT embedding FROM {tables.RESNET50_EMBEDDINGS}", "embedding")
+        catalogue_join = (
+            f"FROM {tables.SERVING_ARTWORK_EMBEDDINGS} e JOIN {tables.SERVING_CATALOGUE} c USING (artwork_id) "
+            "ORDER BY c.artwork_idx"
         )
-        raw = read_vectors(
-            con,
-            "SELECT e.embedding FROM serving.artwork_embeddings e JOIN serving.catalogue c USING (artwork_id) "
-            "ORDER BY c.artwork_idx",
-            "embedding",
-        )
+        served = read_frame(con, f"SELECT e.artwork_id, e.content_key {catalogue_join}")
+        raw = read_vectors(con, f"SELECT e.embedding {catalogue_join}", "embedding")
         previous = pd.DataFrame({"content_key": [], "vector": []})
-        if table_exists(con, "serving.item_vectors"):
+        if table_exists(con, tables.SERVING_ITEM_VECTORS):
             previous = read_frame(
                 con,
-                "SELECT content_key, vector FROM serving.item_vectors WHERE model_id = ? AND model_run_id = ?",
+                f"SELECT content_key, vector FROM {tables.SERVING_ITEM_VECTORS} "
+                "WHERE model_id = ? AND model_run_id = ?",
                 [chosen.model_id, chosen.run_id],
             )
     cache = dict(zip(previous["content_key"], previous["vector"]))
@@ -298,10 +302,10 @@ def serving_item_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"serving.item_vectors": frame, "serving.model": model_row},
-            {"serving.item_vectors": {"vector": f"FLOAT[{dim}]"}, "serving.model": {"weights": "BLOB"}},
+            {tables.SERVING_ITEM_VECTORS: frame, tables.SERVING_MODEL: model_row},
+            vector_widths={tables.SERVING_ITEM_VECTORS: dim},
         )
-        metadata = table_metadata(con, "serving.item_vectors")
+        metadata = table_metadata(con, tables.SERVING_ITEM_VECTORS)
     context.log.info(f"serving model {chosen.model_id}: {int(missing.sum())} item vectors computed")
     return dg.MaterializeResult(
         metadata={
@@ -327,11 +331,13 @@ class ServingInputs:
 
     def __init__(self, con):
         self.catalogue = read_frame(
-            con, "SELECT artwork_idx, artwork_id, available FROM serving.catalogue ORDER BY artwork_idx"
+            con, f"SELECT artwork_idx, artwork_id, available FROM {tables.SERVING_CATALOGUE} ORDER BY artwork_idx"
         )
-        vectors = read_frame(con, "SELECT artwork_id, vector FROM serving.item_vectors").set_index("artwork_id")
+        vectors = read_frame(con, f"SELECT artwork_id, vector FROM {tables.SERVING_ITEM_VECTORS}").set_index(
+            "artwork_id"
+        )
         self.item_vectors = np.stack(vectors["vector"].loc[self.catalogue["artwork_id"]].to_numpy()).astype(np.float32)
-        row = con.execute("SELECT model_id, weights FROM serving.model").fetchone()
+        row = con.execute(f"SELECT model_id, weights FROM {tables.SERVING_MODEL}").fetchone()
         self.model_id = str(row[0])
         self.model = model_from_bytes(bytes(row[1]))
         self.available = np.flatnonzero(self.catalogue["available"].to_numpy(bool))
@@ -347,7 +353,7 @@ class ServingInputs:
             owners=OWNERS,
             deps=["serving_item_vectors", "served_interactions"],
             description="The serving model's user vector of every customer and visitor from their full history "
-            "(serving.user_vectors): all baskets plus likes, one batched user-tower pass per chunk of users.",
+            f"({tables.SERVING_USER_VECTORS}): all baskets plus likes, one batched user-tower pass per chunk of users.",
         ),
         dg.AssetSpec(
             "user_recommendations",
@@ -356,7 +362,7 @@ class ServingInputs:
             owners=OWNERS,
             deps=["serving_item_vectors", "served_interactions", "available_artworks"],
             description="Top-k (default 100) available artworks for every customer and visitor "
-            "(serving.user_recommendations: user_id, rank, artwork_id, score, model_id), never one they own or "
+            f"({tables.USER_RECOMMENDATIONS}: user_id, rank, artwork_id, score, model_id), never one they own or "
             "liked; one matrix product per chunk of users.",
         ),
     ],
@@ -368,8 +374,8 @@ def served_recommendations(
     started = time.perf_counter()
     with duckdb.get_connection() as con:
         inputs = ServingInputs(con)
-        interactions = read_frame(con, "SELECT user_id, artwork_idx FROM serving.interactions")
-    # serving.interactions is stored in (user, time) order; the catalogue index is the one it was written with.
+        interactions = read_frame(con, f"SELECT user_id, artwork_idx FROM {tables.SERVED_INTERACTIONS}")
+    # The interactions are stored in (user, time) order; the catalogue index is the one it was written with.
     users, offsets, items = user_profiles(interactions)
     user_vecs = inputs.model.profile_vectors(inputs.item_vectors, np.split(items, offsets[1:-1]))
     top = top_k_per_profile(user_vecs, inputs.item_vectors, inputs.available, offsets, items, config.k)
@@ -387,11 +393,11 @@ def served_recommendations(
     with duckdb.get_connection() as con:
         replace_tables(
             con,
-            {"serving.user_vectors": vectors, "serving.user_recommendations": recommendations},
-            {"serving.user_vectors": {"vector": f"FLOAT[{dim}]"}},
+            {tables.SERVING_USER_VECTORS: vectors, tables.USER_RECOMMENDATIONS: recommendations},
+            vector_widths={tables.SERVING_USER_VECTORS: dim},
         )
-        vector_meta = table_metadata(con, "serving.user_vectors")
-        rec_meta = table_metadata(con, "serving.user_recommendations")
+        vector_meta = table_metadata(con, tables.SERVING_USER_VECTORS)
+        rec_meta = table_metadata(con, tables.USER_RECOMMENDATIONS)
     seconds = time.perf_counter() - started
     context.log.info(f"{len(recommendations)} recommendations for {len(users)} users in {seconds:.1f} s")
     yield dg.MaterializeResult(asset_key="serving_user_vectors", metadata={**vector_meta, "n_users": len(users)})
@@ -418,7 +424,7 @@ class SimilarArtworksConfig(dg.Config):
     owners=OWNERS,
     deps=["serving_item_vectors", "available_artworks"],
     pool="duckdb",
-    description="'More like this' for every catalogue artwork (serving.similar_artworks): the serving model's "
+    description=f"'More like this' for every catalogue artwork ({tables.SIMILAR_ARTWORKS}): the serving model's "
     "recommendations for a one-artwork profile (what sampling strategy 5 trains), among available artworks.",
 )
 def similar_artworks(
@@ -441,8 +447,8 @@ def similar_artworks(
         }
     )
     with duckdb.get_connection() as con:
-        replace_tables(con, {"serving.similar_artworks": frame})
-        metadata = table_metadata(con, "serving.similar_artworks")
+        replace_tables(con, {tables.SIMILAR_ARTWORKS: frame})
+        metadata = table_metadata(con, tables.SIMILAR_ARTWORKS)
     return dg.MaterializeResult(metadata={**metadata, "n": config.n, "model_id": inputs.model_id})
 
 
@@ -466,7 +472,7 @@ def serving_snapshot(
 ) -> dg.MaterializeResult:
     target = snapshot_path(duckdb.database)
     with duckdb.get_connection() as con:
-        model_id = con.execute("SELECT model_id FROM serving.model").fetchone()[0]
+        model_id = con.execute(f"SELECT model_id FROM {tables.SERVING_MODEL}").fetchone()[0]
         info = {
             "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
             "run_id": context.run.run_id,

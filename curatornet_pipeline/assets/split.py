@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.assets.metadata import table_metadata
 from curatornet_pipeline.core.split import last_basket_split as split_last_basket
 from curatornet_pipeline.core.split import split_summary
@@ -26,16 +27,16 @@ GROUP = "split"
 )
 def last_basket_split(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
-        require_table(con, "ingest.raw_transactions", "raw_transactions")
-        transactions = read_frame(con, "SELECT * FROM ingest.raw_transactions ORDER BY source_row, artwork_idx")
+        require_table(con, tables.RAW_TRANSACTIONS)
+        transactions = read_frame(con, f"SELECT * FROM {tables.RAW_TRANSACTIONS} ORDER BY source_row, artwork_idx")
     labelled = split_last_basket(transactions)
     users = pd.DataFrame({"user_id": sorted(labelled["user_id"].unique())})
     users.insert(0, "user_idx", range(len(users)))
     summary = split_summary(labelled)
     context.log.info(f"split summary: {summary}")
     with duckdb.get_connection() as con:
-        replace_tables(con, {"split.last_basket_split": labelled, "split.users": users})
-        metadata = table_metadata(con, "split.last_basket_split")
+        replace_tables(con, {tables.LAST_BASKET_SPLIT: labelled, tables.USERS: users})
+        metadata = table_metadata(con, tables.LAST_BASKET_SPLIT)
     return dg.MaterializeResult(
         metadata={**metadata, **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()}}
     )

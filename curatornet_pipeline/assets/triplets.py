@@ -4,14 +4,13 @@ import time
 from typing import Optional
 
 import dagster as dg
-import duckdb as duckdb_module
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from curatornet_pipeline import plots
-from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
+from curatornet_pipeline import plots, tables
+from curatornet_pipeline.assets.metadata import column_schema, image_markdown, table_metadata
 from curatornet_pipeline.core.sampling import (
     RANDOM_BPR_STRATEGY,
     RANDOM_STRATEGIES,
@@ -19,7 +18,6 @@ from curatornet_pipeline.core.sampling import (
     STRATEGIES,
     STRATEGY_CODES,
     SamplingBudget,
-    SamplingInputs,
     StrategySample,
     sample_random,
     sample_strategy,
@@ -28,11 +26,10 @@ from curatornet_pipeline.core.sampling import (
 )
 from curatornet_pipeline.core.preflight import budget_capped_note, default_train_triplets
 from curatornet_pipeline.lineage import recorded_partitions
+from curatornet_pipeline.readers import load_sampling_inputs
 from curatornet_pipeline.storage import (
-    PROFILE_CASTS,
     read_frame,
     read_triplet_set,
-    read_vectors,
     replace_partitions,
     replace_tables,
     require_table,
@@ -62,26 +59,6 @@ class SamplingConfig(dg.Config):
         if total is None:
             total = default_train_triplets(n_artworks)
         return SamplingBudget(total_train=total, validation_fraction=self.validation_fraction)
-
-
-def load_sampling_inputs(con: duckdb_module.DuckDBPyConnection) -> SamplingInputs:
-    """Artists, clusters, PCA vectors and per-user baskets, all on the canonical artwork index."""
-    require_table(con, "split.last_basket_split", "last_basket_split")
-    require_table(con, "features.visual_clusters", "visual_clusters")
-    artworks = read_frame(con, "SELECT * FROM ingest.raw_artworks ORDER BY artwork_idx")
-    transactions = read_frame(con, "SELECT * FROM split.last_basket_split ORDER BY source_row, artwork_idx")
-    labels = con.execute("SELECT cluster FROM features.visual_clusters ORDER BY artwork_idx").fetchnumpy()["cluster"]
-    pca = read_vectors(con, "SELECT pca FROM features.visual_clusters ORDER BY artwork_idx", "pca")
-    if len(labels) != len(artworks):
-        raise RuntimeError(
-            f"features.visual_clusters has {len(labels)} rows but ingest.raw_artworks has {len(artworks)}: "
-            "re-materialize resnet50_embeddings and visual_clusters"
-        )
-    inputs = SamplingInputs.from_frames(artworks, transactions, labels.astype(np.int32), pca)
-    users = read_frame(con, "SELECT user_id FROM split.users ORDER BY user_idx")["user_id"].tolist()
-    if list(inputs.user_ids) != users:
-        raise RuntimeError("user index of the sampling inputs differs from split.users")
-    return inputs
 
 
 def _sample_metadata(stats: dict) -> dict:
@@ -139,7 +116,7 @@ def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame,
     pool="duckdb",
     description=(
         "Training and validation triplets (profile, positive, negative) of one sampling strategy of the paper per "
-        "partition. Stored as integer columns plus a profiles table (triplets.profiles)."
+        f"partition. Stored as integer columns plus a profiles table ({tables.PROFILES})."
     ),
 )
 def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -170,15 +147,13 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
         replace_partitions(
             con,
             {
-                "triplets.triplets": pd.concat(all_rows, ignore_index=True),
-                "triplets.profiles": pd.concat(all_profiles, ignore_index=True),
+                tables.TRIPLETS: pd.concat(all_rows, ignore_index=True),
+                tables.PROFILES: pd.concat(all_profiles, ignore_index=True),
             },
-            key_column="strategy",
             key_values=list(context.partition_keys),
-            casts={"triplets.profiles": PROFILE_CASTS},
         )
-        metadata = table_metadata(con, "triplets.triplets")
-    return dg.MaterializeResult(metadata={"dagster/column_schema": metadata["dagster/column_schema"]})
+        schema = column_schema(con, tables.TRIPLETS)
+    return dg.MaterializeResult(metadata={"dagster/column_schema": schema})
 
 
 @dg.asset(
@@ -195,10 +170,10 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
 def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     samples = []
     with duckdb.get_connection() as con:
-        require_table(con, "triplets.triplets", "triplets")
-        present = set(read_frame(con, "SELECT DISTINCT strategy FROM triplets.triplets")["strategy"])
+        require_table(con, tables.TRIPLETS)
+        present = set(read_frame(con, f"SELECT DISTINCT strategy FROM {tables.TRIPLETS}")["strategy"])
         # A partition that was sampled but found no eligible user or artwork is written with no rows.
-        written = recorded_partitions(con, "triplets.triplets")
+        written = recorded_partitions(con, tables.TRIPLETS.name)
         missing = [s for s in STRATEGIES if s not in present and s not in written]
         if missing:
             raise RuntimeError(f"triplets partitions not materialized yet: {', '.join(missing)}")
@@ -210,8 +185,8 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
             for split in ("train", "validation"):
                 ts, _ = read_triplet_set(
                     con,
-                    "triplets.triplets",
-                    "triplets.profiles",
+                    tables.TRIPLETS,
+                    tables.PROFILES,
                     where="strategy = ? AND split = ?",
                     params=[strategy, split],
                     profile_where="strategy = ?",
@@ -230,15 +205,11 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
     valid_rows.insert(1, "strategy", codes[valid_codes])
     rows = pd.concat([train_rows, valid_rows], ignore_index=True)
     with duckdb.get_connection() as con:
-        replace_tables(
-            con,
-            {"triplets.training_triplets": rows, "triplets.training_profiles": profiles},
-            {"triplets.training_profiles": PROFILE_CASTS},
-        )
-        metadata = table_metadata(con, "triplets.training_triplets")
+        replace_tables(con, {tables.TRAINING_TRIPLETS: rows, tables.TRAINING_PROFILES: profiles})
+        metadata = table_metadata(con, tables.TRAINING_TRIPLETS)
         per_strategy = read_frame(
             con,
-            "SELECT strategy, split, count(*) AS n FROM triplets.training_triplets GROUP BY ALL ORDER BY ALL",
+            f"SELECT strategy, split, count(*) AS n FROM {tables.TRAINING_TRIPLETS} GROUP BY ALL ORDER BY ALL",
         )
     context.log.info(f"union: {len(train)} train, {len(validation)} validation triplets")
     return dg.MaterializeResult(
@@ -284,12 +255,11 @@ def random_triplets(
         replace_tables(
             con,
             {
-                "triplets.random_triplets": pd.concat([rows for rows, _ in frames], ignore_index=True),
-                "triplets.random_profiles": pd.concat([profiles for _, profiles in frames], ignore_index=True),
+                tables.RANDOM_TRIPLETS: pd.concat([rows for rows, _ in frames], ignore_index=True),
+                tables.RANDOM_PROFILES: pd.concat([profiles for _, profiles in frames], ignore_index=True),
             },
-            {"triplets.random_profiles": PROFILE_CASTS},
         )
-        metadata = table_metadata(con, "triplets.random_triplets")
+        metadata = table_metadata(con, tables.RANDOM_TRIPLETS)
     ablation = samples[RANDOM_STRATEGY].stats
     context.log.info(
         f"random sampling: {ablation['eligible_users_or_items']} users with 2+ training items share the budget; "

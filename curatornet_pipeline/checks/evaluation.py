@@ -5,6 +5,7 @@ import numpy as np
 from dagster_duckdb import DuckDBResource
 from scipy import stats
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.core.evaluation import TABLE_2_COLUMNS
 from curatornet_pipeline.storage import read_frame
 
@@ -13,7 +14,7 @@ METRICS = TABLE_2_COLUMNS
 
 def _per_user(duckdb: DuckDBResource):
     with duckdb.get_connection() as con:
-        return read_frame(con, "SELECT * FROM evaluation.per_user_metrics")
+        return read_frame(con, f"SELECT * FROM {tables.PER_USER_METRICS}")
 
 
 @dg.asset_check(
@@ -89,8 +90,8 @@ def curatornet_beats_random(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 )
 def one_row_per_method(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
-        table = read_frame(con, "SELECT method, n_users FROM evaluation.metric_table")
-        expected = set(read_frame(con, "SELECT DISTINCT method FROM evaluation.per_user_metrics")["method"])
+        table = read_frame(con, f"SELECT method, n_users FROM {tables.METRIC_TABLE}")
+        expected = set(read_frame(con, f"SELECT DISTINCT method FROM {tables.PER_USER_METRICS}")["method"])
     duplicated = int(table["method"].duplicated().sum())
     return dg.AssetCheckResult(
         passed=duplicated == 0 and set(table["method"]) == expected and bool((table["n_users"] > 0).all()),
@@ -109,8 +110,8 @@ def one_row_per_method(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 )
 def figure_3_is_complete(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
-        figure = read_frame(con, "SELECT * FROM evaluation.figure_3")
-        table = read_frame(con, "SELECT method, auc FROM evaluation.metric_table").set_index("method")["auc"]
+        figure = read_frame(con, f"SELECT * FROM {tables.FIGURE_3}")
+        table = read_frame(con, f"SELECT method, auc FROM {tables.METRIC_TABLE}").set_index("method")["auc"]
     problems = []
     if sorted(figure["model"]) != ["CuratorNet", "VBPR"]:
         problems.append(f"models {sorted(figure['model'])}")

@@ -4,6 +4,7 @@ import dagster as dg
 import numpy as np
 from dagster_duckdb import DuckDBResource
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.storage import read_vectors
 
 
@@ -17,7 +18,7 @@ def _count(duckdb: DuckDBResource, sql: str) -> int:
 )
 def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     duplicates = _count(
-        duckdb, "SELECT count(*) FROM (SELECT artwork_id FROM ingest.raw_artworks GROUP BY 1 HAVING count(*) > 1)"
+        duckdb, f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RAW_ARTWORKS} GROUP BY 1 HAVING count(*) > 1)"
     )
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": duplicates})
 
@@ -31,7 +32,7 @@ def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 def purchases_in_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     unknown = _count(
         duckdb,
-        "SELECT count(*) FROM ingest.raw_transactions t ANTI JOIN ingest.raw_artworks a USING (artwork_id)",
+        f"SELECT count(*) FROM {tables.RAW_TRANSACTIONS} t ANTI JOIN {tables.RAW_ARTWORKS} a USING (artwork_id)",
     )
     return dg.AssetCheckResult(passed=unknown == 0, metadata={"unknown_artwork_rows": unknown})
 
@@ -46,15 +47,17 @@ def one_finite_embedding_per_artwork(duckdb: DuckDBResource) -> dg.AssetCheckRes
     with duckdb.get_connection() as con:
         missing = int(
             con.execute(
-                "SELECT count(*) FROM ingest.raw_artworks a ANTI JOIN features.resnet50_embeddings e USING (artwork_id)"
+                f"SELECT count(*) FROM {tables.RAW_ARTWORKS} a "
+                f"ANTI JOIN {tables.RESNET50_EMBEDDINGS} e USING (artwork_id)"
             ).fetchone()[0]
         )
         repeated = int(
             con.execute(
-                "SELECT count(*) FROM (SELECT artwork_id FROM features.resnet50_embeddings GROUP BY 1 HAVING count(*) > 1)"
+                f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RESNET50_EMBEDDINGS} "
+                "GROUP BY 1 HAVING count(*) > 1)"
             ).fetchone()[0]
         )
-        vectors = read_vectors(con, "SELECT embedding FROM features.resnet50_embeddings", "embedding")
+        vectors = read_vectors(con, f"SELECT embedding FROM {tables.RESNET50_EMBEDDINGS}", "embedding")
     wrong_width = 0 if vectors.shape[1] == 2048 else len(vectors)
     non_finite = int((~np.isfinite(vectors)).any(axis=1).sum())
     return dg.AssetCheckResult(
@@ -78,12 +81,12 @@ def one_finite_embedding_per_artwork(duckdb: DuckDBResource) -> dg.AssetCheckRes
 def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         raw, labelled, bad_label, missing = con.execute(
-            """
-            SELECT (SELECT count(*) FROM ingest.raw_transactions),
-                   (SELECT count(*) FROM split.last_basket_split),
-                   (SELECT count(*) FROM split.last_basket_split WHERE split NOT IN ('train', 'test', 'excluded') OR split IS NULL),
-                   (SELECT count(*) FROM ingest.raw_transactions r
-                        ANTI JOIN split.last_basket_split s USING (source_row, artwork_id))
+            f"""
+            SELECT (SELECT count(*) FROM {tables.RAW_TRANSACTIONS}),
+                   (SELECT count(*) FROM {tables.LAST_BASKET_SPLIT}),
+                   (SELECT count(*) FROM {tables.LAST_BASKET_SPLIT} WHERE split NOT IN ('train', 'test', 'excluded') OR split IS NULL),
+                   (SELECT count(*) FROM {tables.RAW_TRANSACTIONS} r
+                        ANTI JOIN {tables.LAST_BASKET_SPLIT} s USING (source_row, artwork_id))
             """
         ).fetchone()
     return dg.AssetCheckResult(
@@ -106,9 +109,9 @@ def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetChec
 def test_items_not_in_training(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     leaks = _count(
         duckdb,
-        """
-        SELECT count(*) FROM split.last_basket_split t
-        SEMI JOIN split.last_basket_split r
+        f"""
+        SELECT count(*) FROM {tables.LAST_BASKET_SPLIT} t
+        SEMI JOIN {tables.LAST_BASKET_SPLIT} r
           ON r.user_id = t.user_id AND r.artwork_id = t.artwork_id AND r.split = 'train'
         WHERE t.split = 'test'
         """,
@@ -125,10 +128,10 @@ def test_items_not_in_training(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     orphans = _count(
         duckdb,
-        """
-        SELECT count(DISTINCT user_id) FROM split.last_basket_split t
+        f"""
+        SELECT count(DISTINCT user_id) FROM {tables.LAST_BASKET_SPLIT} t
         WHERE split = 'test' AND NOT EXISTS (
-            SELECT 1 FROM split.last_basket_split r WHERE r.user_id = t.user_id AND r.split = 'train')
+            SELECT 1 FROM {tables.LAST_BASKET_SPLIT} r WHERE r.user_id = t.user_id AND r.split = 'train')
         """,
     )
     return dg.AssetCheckResult(passed=orphans == 0, metadata={"test_users_without_training": orphans})
@@ -143,12 +146,12 @@ def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResul
 def clusters_cover_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         uncovered, used, k, out_of_range = con.execute(
-            """
-            SELECT (SELECT count(*) FROM ingest.raw_artworks a ANTI JOIN features.visual_clusters c USING (artwork_idx)),
-                   (SELECT count(DISTINCT cluster) FROM features.visual_clusters),
-                   (SELECT max(n_clusters) FROM features.clustering_runs),
-                   (SELECT count(*) FROM features.visual_clusters
-                      WHERE cluster < 0 OR cluster >= (SELECT max(n_clusters) FROM features.clustering_runs))
+            f"""
+            SELECT (SELECT count(*) FROM {tables.RAW_ARTWORKS} a ANTI JOIN {tables.VISUAL_CLUSTERS} c USING (artwork_idx)),
+                   (SELECT count(DISTINCT cluster) FROM {tables.VISUAL_CLUSTERS}),
+                   (SELECT max(n_clusters) FROM {tables.CLUSTERING_RUNS}),
+                   (SELECT count(*) FROM {tables.VISUAL_CLUSTERS}
+                      WHERE cluster < 0 OR cluster >= (SELECT max(n_clusters) FROM {tables.CLUSTERING_RUNS}))
             """
         ).fetchone()
     return dg.AssetCheckResult(
@@ -171,11 +174,11 @@ def clusters_cover_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 def one_basket_per_user_and_time(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         split_sessions, mixed_baskets = con.execute(
-            """
+            f"""
             SELECT
-              (SELECT count(*) FROM (SELECT 1 FROM ingest.raw_transactions
+              (SELECT count(*) FROM (SELECT 1 FROM {tables.RAW_TRANSACTIONS}
                  GROUP BY user_id, purchase_timestamp HAVING count(DISTINCT basket_id) > 1)),
-              (SELECT count(*) FROM (SELECT 1 FROM ingest.raw_transactions
+              (SELECT count(*) FROM (SELECT 1 FROM {tables.RAW_TRANSACTIONS}
                  GROUP BY basket_id HAVING count(DISTINCT (user_id, purchase_timestamp)) > 1))
             """
         ).fetchone()

@@ -5,20 +5,22 @@ import json
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curatornet_pipeline.assets.model import RANDOM_SAMPLING, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS, VBPR_RANDOM_TRIPLETS
+from curatornet_pipeline import tables
+from curatornet_pipeline.readers import VBPR_GUIDED_TRIPLETS, VBPR_RANDOM_TRIPLETS, TripletSource
 from curatornet_pipeline.storage import read_frame
+from curatornet_pipeline.tables import RANDOM_SAMPLING, STRATEGIES_3_AND_4
 
 
-def _vbpr_trained_on(duckdb: DuckDBResource, variant: str, source) -> dg.AssetCheckResult:
+def _vbpr_trained_on(duckdb: DuckDBResource, variant: str, source: TripletSource) -> dg.AssetCheckResult:
     """Every model of ``variant`` lists exactly ``source``'s strategies and trained on exactly its rows."""
     marks = ", ".join("?" for _ in source.strategies)
     with duckdb.get_connection() as con:
         models = read_frame(
-            con, "SELECT model_id, config, n_train_triplets FROM model.vbpr_models WHERE variant = ?", [variant]
+            con, f"SELECT model_id, config, n_train_triplets FROM {tables.VBPR_MODELS} WHERE variant = ?", [variant]
         )
         available = int(
             con.execute(
-                f"SELECT count(*) FROM {source.triplets_table} WHERE split = 'train' AND strategy IN ({marks})",
+                f"SELECT count(*) FROM {source.triplets} WHERE split = 'train' AND strategy IN ({marks})",
                 list(source.strategies),
             ).fetchone()[0]
         )

@@ -4,6 +4,7 @@ import dagster as dg
 import duckdb as duckdb_module
 from dagster_duckdb import DuckDBResource
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.snapshot import SNAPSHOT_TABLES, snapshot_path
 
 
@@ -16,16 +17,16 @@ from curatornet_pipeline.snapshot import SNAPSHOT_TABLES, snapshot_path
 def recommendations_are_available_and_not_owned(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         owned = con.execute(
-            "SELECT count(*) FROM serving.user_recommendations r "
-            "JOIN serving.interactions i USING (user_id, artwork_id)"
+            f"SELECT count(*) FROM {tables.USER_RECOMMENDATIONS} r "
+            f"JOIN {tables.SERVED_INTERACTIONS} i USING (user_id, artwork_id)"
         ).fetchone()[0]
         unavailable = con.execute(
-            "SELECT count(*) FROM serving.user_recommendations r "
-            "ANTI JOIN serving.available_artworks a USING (artwork_id)"
+            f"SELECT count(*) FROM {tables.USER_RECOMMENDATIONS} r "
+            f"ANTI JOIN {tables.AVAILABLE_ARTWORKS} a USING (artwork_id)"
         ).fetchone()[0]
         similar_unavailable = con.execute(
-            "SELECT count(*) FROM serving.similar_artworks s "
-            "ANTI JOIN serving.available_artworks a ON s.similar_artwork_id = a.artwork_id"
+            f"SELECT count(*) FROM {tables.SIMILAR_ARTWORKS} s "
+            f"ANTI JOIN {tables.AVAILABLE_ARTWORKS} a ON s.similar_artwork_id = a.artwork_id"
         ).fetchone()[0]
     return dg.AssetCheckResult(
         passed=owned == 0 and unavailable == 0 and similar_unavailable == 0,
@@ -52,15 +53,15 @@ def every_user_has_a_full_list(context: dg.AssetCheckExecutionContext, duckdb: D
     )
     with duckdb.get_connection() as con:
         wrong = con.execute(
-            """
+            f"""
             WITH owned_available AS (
-                SELECT i.user_id, count(DISTINCT i.artwork_id) AS n FROM serving.interactions i
-                SEMI JOIN serving.available_artworks a USING (artwork_id) GROUP BY i.user_id),
-            users AS (SELECT DISTINCT user_id FROM serving.interactions),
+                SELECT i.user_id, count(DISTINCT i.artwork_id) AS n FROM {tables.SERVED_INTERACTIONS} i
+                SEMI JOIN {tables.AVAILABLE_ARTWORKS} a USING (artwork_id) GROUP BY i.user_id),
+            users AS (SELECT DISTINCT user_id FROM {tables.SERVED_INTERACTIONS}),
             open_items AS (
-                SELECT u.user_id, (SELECT count(*) FROM serving.available_artworks) - coalesce(o.n, 0) AS n_open
+                SELECT u.user_id, (SELECT count(*) FROM {tables.AVAILABLE_ARTWORKS}) - coalesce(o.n, 0) AS n_open
                 FROM users u LEFT JOIN owned_available o USING (user_id)),
-            served AS (SELECT user_id, count(*) AS n, max(rank) AS top_rank FROM serving.user_recommendations
+            served AS (SELECT user_id, count(*) AS n, max(rank) AS top_rank FROM {tables.USER_RECOMMENDATIONS}
                        GROUP BY user_id)
             SELECT u.user_id, coalesce(s.n, 0) AS n, least(?, coalesce(o.n_open, 0)) AS expected
             FROM users u LEFT JOIN served s USING (user_id) LEFT JOIN open_items o USING (user_id)
@@ -68,7 +69,7 @@ def every_user_has_a_full_list(context: dg.AssetCheckExecutionContext, duckdb: D
             """,
             [k, k],
         ).df()
-        n_users = con.execute("SELECT count(DISTINCT user_id) FROM serving.interactions").fetchone()[0]
+        n_users = con.execute(f"SELECT count(DISTINCT user_id) FROM {tables.SERVED_INTERACTIONS}").fetchone()[0]
     return dg.AssetCheckResult(
         passed=wrong.empty,
         metadata={"k": k, "n_users": int(n_users), "users_with_wrong_counts": len(wrong),

@@ -3,12 +3,13 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from curatornet_pipeline.assets.triplets import load_sampling_inputs
+from curatornet_pipeline import tables
 from curatornet_pipeline.core.sampling import check_strategy_rules
+from curatornet_pipeline.readers import load_sampling_inputs
 from curatornet_pipeline.storage import read_frame, read_triplet_set
 
 
-def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str) -> dict:
+def _violations(duckdb: DuckDBResource, triplets_table: tables.Table, profiles_table: tables.Table) -> dict:
     """Violation counts per (strategy, split, rule), checked on the whole table, not a sample."""
     found: dict[str, int] = {}
     with duckdb.get_connection() as con:
@@ -29,7 +30,9 @@ def _violations(duckdb: DuckDBResource, triplets_table: str, profiles_table: str
     return found
 
 
-def _rules_result(duckdb: DuckDBResource, triplets_table: str, profiles_table: str) -> dg.AssetCheckResult:
+def _rules_result(
+    duckdb: DuckDBResource, triplets_table: tables.Table, profiles_table: tables.Table
+) -> dg.AssetCheckResult:
     violations = _violations(duckdb, triplets_table, profiles_table)
     broken = {k: v for k, v in violations.items() if v}
     return dg.AssetCheckResult(
@@ -45,7 +48,7 @@ def _rules_result(duckdb: DuckDBResource, triplets_table: str, profiles_table: s
     description="Every materialized triplet of every strategy obeys its sampling rules (vectorized over all rows).",
 )
 def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _rules_result(duckdb, "triplets.triplets", "triplets.profiles")
+    return _rules_result(duckdb, tables.TRIPLETS, tables.PROFILES)
 
 
 @dg.asset_check(
@@ -59,7 +62,7 @@ def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResul
     ),
 )
 def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _rules_result(duckdb, "triplets.random_triplets", "triplets.random_profiles")
+    return _rules_result(duckdb, tables.RANDOM_TRIPLETS, tables.RANDOM_PROFILES)
 
 
 @dg.asset_check(
@@ -71,11 +74,11 @@ def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 def union_is_deduplicated(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         repeated, overlap = con.execute(
-            """
+            f"""
             SELECT
-              (SELECT count(*) FROM (SELECT triplet_hash FROM triplets.training_triplets GROUP BY 1 HAVING count(*) > 1)),
-              (SELECT count(*) FROM triplets.training_triplets v
-                 SEMI JOIN triplets.training_triplets t ON t.triplet_hash = v.triplet_hash AND t.split = 'train'
+              (SELECT count(*) FROM (SELECT triplet_hash FROM {tables.TRAINING_TRIPLETS} GROUP BY 1 HAVING count(*) > 1)),
+              (SELECT count(*) FROM {tables.TRAINING_TRIPLETS} v
+                 SEMI JOIN {tables.TRAINING_TRIPLETS} t ON t.triplet_hash = v.triplet_hash AND t.split = 'train'
                  WHERE v.split = 'validation')
             """
         ).fetchone()

@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 
 from curatornet_pipeline import automation
-from curatornet_pipeline.assets.ingest import source_files, source_fingerprint
+from curatornet_pipeline.assets.ingest import source_files
+from curatornet_pipeline.core.fingerprint import source_fingerprint
 from curatornet_pipeline.core.sampling import STRATEGIES
 from curatornet_pipeline.definitions import ALL_ASSETS, build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB

@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from curatornet_pipeline.assets.triplets import load_sampling_inputs
+from curatornet_pipeline.readers import load_sampling_inputs
 from curatornet_pipeline.cli import main
 from curatornet_pipeline.core.sampling import SamplingBudget, sample_strategy, triplet_hashes
 from curatornet_pipeline.definitions import build_definitions

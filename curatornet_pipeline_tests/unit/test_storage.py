@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.storage import (
-    PROFILE_CASTS,
     read_triplet_set,
     read_vectors,
     replace_partitions,
@@ -63,16 +63,15 @@ def test_partitions_replace_only_their_rows_and_triplets_round_trip(con):
     hashes = np.array([11, 2**63 + 5, 13], dtype=np.uint64)
     for strategy in ("a", "b"):
         rows, profiles = triplet_frames(ts, hashes, strategy=strategy, split="train")
-        replace_partitions(
-            con, {"trip.rows": rows, "trip.profiles": profiles}, "strategy", [strategy], {"trip.profiles": PROFILE_CASTS}
-        )
+        # The registered tables bring their partition column (strategy) and casts (items INTEGER[]).
+        replace_partitions(con, {tables.TRIPLETS: rows, tables.PROFILES: profiles}, [strategy])
     # Re-writing partition "a" with one triplet leaves "b" whole.
     rows, profiles = triplet_frames(ts.subset(np.array([2])), hashes[[2]], strategy="a", split="train")
-    replace_partitions(con, {"trip.rows": rows, "trip.profiles": profiles}, "strategy", ["a"], {"trip.profiles": PROFILE_CASTS})
-    counts = dict(con.execute("SELECT strategy, count(*) FROM trip.rows GROUP BY 1").fetchall())
+    replace_partitions(con, {tables.TRIPLETS: rows, tables.PROFILES: profiles}, ["a"])
+    counts = dict(con.execute(f"SELECT strategy, count(*) FROM {tables.TRIPLETS} GROUP BY 1").fetchall())
     assert counts == {"a": 1, "b": 3}
     back, back_hashes = read_triplet_set(
-        con, "trip.rows", "trip.profiles", "strategy = ?", ["b"], "strategy = ?", ["b"]
+        con, tables.TRIPLETS, tables.PROFILES, "strategy = ?", ["b"], "strategy = ?", ["b"]
     )
     np.testing.assert_array_equal(back.profile_items, ts.profile_items)
     np.testing.assert_array_equal(back.profile_offsets, ts.profile_offsets)
@@ -85,8 +84,30 @@ def test_partition_write_replaces_a_table_written_before_it_was_partitioned(con)
     """An older release wrote model.vbpr_models as one unpartitioned row; the new partitioned write must not fail."""
     replace_table(con, "m.models", pd.DataFrame({"model_id": ["old"], "l2_lambda": [1e-4]}))
     new = pd.DataFrame({"model_id": ["vbpr_a"], "variant": ["random_sampling"], "l2_lambda": [0.0]})
-    replace_partitions(con, {"m.models": new}, "variant", ["random_sampling"])
+    replace_partitions(con, {"m.models": new}, ["random_sampling"], key_column="variant")
     assert con.execute("SELECT model_id, variant FROM m.models").fetchall() == [("vbpr_a", "random_sampling")]
     other = pd.DataFrame({"model_id": ["vbpr_b"], "variant": ["strategies_3_and_4"], "l2_lambda": [0.0]})
-    replace_partitions(con, {"m.models": other}, "variant", ["strategies_3_and_4"])
+    replace_partitions(con, {"m.models": other}, ["strategies_3_and_4"], key_column="variant")
     assert con.execute("SELECT count(*) FROM m.models").fetchone()[0] == 2  # later writes keep other partitions
+
+
+def test_a_registered_table_refuses_a_frame_with_other_columns_and_keeps_its_rows(con):
+    users = pd.DataFrame({"user_idx": [0, 1], "user_id": ["u1", "u2"]})
+    replace_tables(con, {tables.USERS: users})
+    with pytest.raises(ValueError, match=r"split\.users.*user_name"):
+        replace_tables(con, {tables.USERS: users.rename(columns={"user_id": "user_name"})})
+    assert con.execute(f"SELECT list(user_id ORDER BY user_idx) FROM {tables.USERS}").fetchone()[0] == ["u1", "u2"]
+
+
+def test_a_registered_vector_column_takes_the_width_of_its_rows(con):
+    matrix = np.ones((3, 5), dtype=np.float32)
+    frame = pd.DataFrame(
+        {
+            "artwork_idx": range(3),
+            "artwork_id": ["a", "b", "c"],
+            "cluster": np.zeros(3, np.int32),
+            "pca": vector_column(matrix),
+        }
+    )
+    replace_tables(con, {tables.VISUAL_CLUSTERS: frame})
+    assert con.execute(f"SELECT typeof(pca) FROM {tables.VISUAL_CLUSTERS} LIMIT 1").fetchone()[0] == "FLOAT[5]"

@@ -1,0 +1,34 @@
+"""Content fingerprints of a source folder: what the ingest step records and the source-files sensor compares."""
+
+import hashlib
+from pathlib import Path
+
+SOURCE_FILE_NAMES = (
+    "inventory.csv",
+    "purchases.csv",
+    "resnet_embeddings.npy",
+    "items.csv",
+    "interactions.csv",
+    "likes.csv",  # the visitor app's likes (core.ingest.read_likes)
+)
+
+
+def source_fingerprint(folder: Path) -> dict[str, str]:
+    """A content fingerprint per source file, and one for the images folder (names, sizes, times)."""
+    prints: dict[str, str] = {}
+    for name in SOURCE_FILE_NAMES:
+        path = folder / name
+        if path.exists():
+            digest = hashlib.sha1()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            prints[name] = digest.hexdigest()
+    images = folder / "images"
+    if images.is_dir():
+        digest = hashlib.sha1()
+        for entry in sorted(images.iterdir()):
+            stat = entry.stat()
+            digest.update(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        prints["images/"] = digest.hexdigest()
+    return prints
