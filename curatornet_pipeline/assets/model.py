@@ -17,7 +17,7 @@ from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, 
 from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
-from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES
+from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES, Strategy
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
 from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
@@ -73,7 +73,11 @@ SIX_STRATEGY_TRIPLETS = TripletSource(
 # Paper 5.1: "in VBPR we only used two sampling guidelines (D3 and D4), since VBPR has no notion of session or
 # purchase baskets".
 VBPR_GUIDED_TRIPLETS = TripletSource(
-    "training_triplets", "triplets.training_triplets", "triplets.training_profiles", STRATEGIES[2:4], False
+    "training_triplets",
+    "triplets.training_triplets",
+    "triplets.training_profiles",
+    (Strategy.FAVOURITE_ARTIST_SIMILAR.value, Strategy.PROFILE_ITEM.value),
+    False,
 )
 CURATORNET_RANDOM_TRIPLETS = TripletSource(
     "random_triplets", "triplets.random_triplets", "triplets.random_profiles", (RANDOM_STRATEGY,), True
