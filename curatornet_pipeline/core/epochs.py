@@ -21,14 +21,17 @@ import torch
 from torch import Tensor, nn
 
 
-class PlateauSettings(Protocol):
-    """The schedule's fields, as both training configs name them."""
+class EpochSettings(Protocol):
+    """The loop's and the schedule's settings, as both training configs (CuratorNet's, VBPR's) name them."""
 
     learning_rate: float
     lr_decay: float
     lr_patience: int
     min_learning_rate: float
     early_stopping_patience: int
+    max_epochs: int
+    batch_size: int
+    seed: int
 
 
 @dataclass
@@ -54,7 +57,7 @@ class PlateauSchedule:
     epochs_since_best: int = 0
 
     @classmethod
-    def from_config(cls, config: PlateauSettings) -> "PlateauSchedule":
+    def from_config(cls, config: EpochSettings) -> "PlateauSchedule":
         return cls(
             config.learning_rate,
             config.lr_decay,
@@ -106,14 +109,11 @@ class EpochsResult:
 
 def train_epochs(
     module: nn.Module,
-    schedule: PlateauSchedule,
+    config: EpochSettings,
     batch_loss: Callable[[Any], Tensor],
     validation_accuracy: Callable[[], float],
     *,
     n_train: int,
-    batch_size: int,
-    max_epochs: int,
-    seed: int,
     device: torch.device,
     rows_on_device: bool,
     say: Callable[[str], None],
@@ -121,17 +121,21 @@ def train_epochs(
     log_every_batches: int = 0,
     report_throughput: bool = False,
 ) -> EpochsResult:
-    """Train ``module`` with Adam until ``max_epochs`` or the schedule stops it; keep the best epoch's weights.
+    """Train ``module`` with Adam until ``config.max_epochs`` or the ``PlateauSchedule`` of ``config`` stops it;
+    keep the best epoch's weights.
 
-    ``batch_loss(rows)`` returns the mean loss of training rows ``rows`` (a slice of a seeded permutation
-    of ``range(n_train)``: a numpy array, or an int64 tensor on ``device`` when ``rows_on_device``).
+    ``batch_loss(rows)`` returns the mean loss of training rows ``rows`` (``config.batch_size`` of a permutation
+    of ``range(n_train)`` seeded by ``config.seed``: a numpy array, or an int64 tensor on ``device`` when
+    ``rows_on_device``).
     ``validation_accuracy()`` scores the current weights. Progress lines start with ``label``; with
     ``report_throughput`` the history and the epoch line also carry training triplets per second.
     History columns: epoch, learning_rate (used during the epoch), train_loss (mean batch loss weighted by
     batch size), validation_accuracy, seconds (whole epoch incl. validation)[, triplets_per_second].
     """
+    schedule = PlateauSchedule.from_config(config)
+    batch_size, max_epochs = config.batch_size, config.max_epochs
     optimizer = torch.optim.Adam(module.parameters(), lr=schedule.learning_rate)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     n_batches = math.ceil(n_train / batch_size)
     best_state: dict[str, Tensor] = {}
     history: list[dict[str, Any]] = []

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from curatornet_pipeline.core.device import resolve_device
-from curatornet_pipeline.core.epochs import PlateauSchedule, deterministic_algorithms, train_epochs
+from curatornet_pipeline.core.epochs import deterministic_algorithms, train_epochs
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
 from curatornet_pipeline.core.precision import PRECISIONS, autocast, resolve_precision
 from curatornet_pipeline.core.triplet_set import TripletSet, gather_csr_rows
@@ -44,8 +44,9 @@ _FORMAT = "curatornet-state-v1"
 class TrainingConfig:
     """Hyper-parameters of CuratorNet training (defaults: the paper's best setting).
 
-    batch_size counts triplets. lr schedule and stopping: see ``PlateauSchedule`` (``early_stopping_patience``
-    0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only per epoch.
+    batch_size counts triplets. lr schedule and stopping: see ``core.epochs.PlateauSchedule``
+    (``early_stopping_patience`` 0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only
+    per epoch.
     """
 
     l2_lambda: float = 1e-4
@@ -381,13 +382,10 @@ def train_curatornet(
         )
         epochs = train_epochs(
             model,
-            PlateauSchedule.from_config(config),
+            config,
             lambda rows: batch_loss(model, feats, train_triplets, rows, config.l2_lambda, precision),
             lambda: validation_accuracy(model, feats, validation, config.batch_size, precision),
             n_train=len(train),
-            batch_size=config.batch_size,
-            max_epochs=config.max_epochs,
-            seed=config.seed,
             device=device,
             rows_on_device=on_gpu,
             say=say,

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curatornet_pipeline.core.device import resolve_device
-from curatornet_pipeline.core.epochs import PlateauSchedule, deterministic_algorithms, train_epochs
+from curatornet_pipeline.core.epochs import deterministic_algorithms, train_epochs
 from curatornet_pipeline.core.precision import autocast, check_precision, resolve_precision
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -274,13 +274,10 @@ def train_vbpr(
         validation_t = [torch.from_numpy(a).to(device) for a in (val_users, val_pos, val_neg)]
         epochs = train_epochs(
             net,
-            PlateauSchedule.from_config(config),
+            config,
             lambda rows: vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda, precision),
             lambda: _validation_accuracy(net, feats, *validation_t, config.batch_size, precision),
             n_train=len(users),
-            batch_size=config.batch_size,
-            max_epochs=config.max_epochs,
-            seed=config.seed,
             device=device,
             rows_on_device=True,
             say=say,

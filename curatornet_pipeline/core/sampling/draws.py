@@ -23,6 +23,7 @@ FAVOURITE_POSITIVE_DRAWS = 20  # SPEC 5, strategy 3
 MAX_REDRAW_ROUNDS = 64  # rejection rounds for one negative before the draw counts as failed
 
 Draw = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+Accept = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, candidates) -> which candidates are valid
 
 
 @dataclass
@@ -64,7 +65,7 @@ def passes_visual_confidence(
 def redraw(
     n: int,
     propose: Callable[[np.ndarray], np.ndarray],
-    accept: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    accept: Accept,
     max_rounds: int,
 ) -> np.ndarray:
     """Vectorized rejection sampling: ``propose(rows)`` candidates, keep those ``accept`` allows, and
@@ -118,8 +119,15 @@ class StrategyDraws:
         cluster = np.where(own, ix.cluster[anchors], rng.integers(0, ix.n_clusters, len(anchors)))
         return ix.cluster_items[ix.cluster_offsets[cluster] + rng.integers(0, ix.cluster_size[cluster])]
 
-    def _uniform_items(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.integers(0, self.ix.n_items, n)
+    def _biased_negatives(self, anchors: np.ndarray, accept: Accept, rng: np.random.Generator) -> np.ndarray:
+        """Same-cluster-biased candidates around ``anchors``, redrawn until ``accept`` allows them (-1: never)."""
+        return redraw(
+            len(anchors), lambda rows: self._biased_candidates(anchors[rows], rng), accept, MAX_REDRAW_ROUNDS
+        )
+
+    def _uniform_negatives(self, n: int, accept: Accept, rng: np.random.Generator) -> np.ndarray:
+        """Candidates uniform over the catalogue, redrawn until ``accept`` allows them (-1: never)."""
+        return redraw(n, lambda rows: rng.integers(0, self.ix.n_items, len(rows)), accept, MAX_REDRAW_ROUNDS)
 
     def _random_history_item(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ix = self.ix
@@ -137,7 +145,7 @@ class StrategyDraws:
                 & ~ix.user_test.contains(u, cand)
             )
 
-        return redraw(len(users), lambda rows: self._uniform_items(len(rows), rng), accept, MAX_REDRAW_ROUNDS)
+        return self._uniform_negatives(len(users), accept, rng)
 
     def _uniform_unbought(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Uniform over the items user ``users[k]`` never bought (held-out basket included)."""
@@ -147,7 +155,7 @@ class StrategyDraws:
             u = users[rows]
             return ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
 
-        return redraw(len(users), lambda rows: self._uniform_items(len(rows), rng), accept, MAX_REDRAW_ROUNDS)
+        return self._uniform_negatives(len(users), accept, rng)
 
     def _single_item_table(self) -> tuple[np.ndarray, np.ndarray]:
         n = self.ix.n_items
@@ -217,9 +225,7 @@ class StrategyDraws:
                 ok[ok] = self.not_near_duplicate(positive[rows][ok], cand[ok])
                 return ok
 
-            negative = redraw(
-                len(users), lambda rows: self._biased_candidates(positive[rows], rng), accept, MAX_REDRAW_ROUNDS
-            )
+            negative = self._biased_negatives(positive, accept, rng)
             return users, positive, negative, users
 
         return DrawPlan(units, ix.hist_offsets, ix.hist_items, draw)
@@ -234,9 +240,7 @@ class StrategyDraws:
                 ok[ok] = self.not_near_duplicate(items[rows][ok], cand[ok])
                 return ok
 
-            negative = redraw(
-                len(items), lambda rows: self._biased_candidates(items[rows], rng), accept, MAX_REDRAW_ROUNDS
-            )
+            negative = self._biased_negatives(items, accept, rng)
             return items, items, negative, np.full(len(items), -1, dtype=np.int64)
 
         return DrawPlan(units, *self._single_item_table(), draw)
@@ -263,9 +267,7 @@ class StrategyDraws:
                 )
                 return ok
 
-            negative = redraw(
-                len(items), lambda rows: self._biased_candidates(items[rows], rng), accept, MAX_REDRAW_ROUNDS
-            )
+            negative = self._biased_negatives(items, accept, rng)
             return items, positive, negative, np.full(len(items), -1, dtype=np.int64)
 
         return DrawPlan(units, *self._single_item_table(), draw)

@@ -37,6 +37,20 @@ class ProfileInstances:
     user_offsets: np.ndarray
     per_user: np.ndarray
 
+    @classmethod
+    def of_users(cls, user: np.ndarray, profile_len: np.ndarray, items: np.ndarray, n_users: int, **extra):
+        """Instances of users ``user`` (grouped, in user order) whose profiles, ``profile_len`` long, are laid
+        out one after another in ``items``."""
+        per_user = np.bincount(user, minlength=n_users)
+        return cls(
+            user=user,
+            offsets=np.concatenate([[0], np.cumsum(profile_len)]),
+            items=items,
+            user_offsets=np.concatenate([[0], np.cumsum(per_user)]),
+            per_user=per_user,
+            **extra,
+        )
+
     def random_rows(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One instance row per entry of ``users``, uniform over that user's instances."""
         return self.user_offsets[users] + rng.integers(0, self.per_user[users])
@@ -58,10 +72,6 @@ class NextBasketInstances(ProfileInstances):
 
     basket: np.ndarray
     instance_of_basket: np.ndarray  # per training basket: its instance row, or -1 (the user's last basket)
-
-
-def _user_offsets(per_user: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(per_user)])
 
 
 class SamplingIndex:
@@ -207,20 +217,11 @@ class SamplingIndex:
         user = self.hist_user[hist_pos]
         user_start = self.hist_offsets[user]
         profile_len = end - user_start - 1
-        offsets = np.concatenate([[0], np.cumsum(profile_len)])
         r = ranks_within(profile_len)
         inst = np.repeat(np.arange(len(hist_pos)), profile_len)
         skip = (r >= (hist_pos - user_start)[inst]).astype(np.int64)
         items = self.hist_items[user_start[inst] + r + skip]
-        per_user = np.bincount(user, minlength=self.n_users)
-        return HiddenItemInstances(
-            user=user,
-            offsets=offsets,
-            items=items,
-            user_offsets=_user_offsets(per_user),
-            per_user=per_user,
-            positive=self.hist_items[hist_pos],
-        )
+        return HiddenItemInstances.of_users(user, profile_len, items, self.n_users, positive=self.hist_items[hist_pos])
 
     @cached_property
     def hidden_item_instances(self) -> HiddenItemInstances:
@@ -254,17 +255,9 @@ class SamplingIndex:
         user = self.basket_user[basket]
         start = self.hist_offsets[user]
         profile_len = self.basket_offsets[basket + 1] - start
-        offsets = np.concatenate([[0], np.cumsum(profile_len)])
         items = self.hist_items[np.repeat(start, profile_len) + ranks_within(profile_len)]
         instance_of_basket = np.full(len(self.basket_len), -1, dtype=np.int64)
         instance_of_basket[basket] = np.arange(len(basket))
-        per_user = np.bincount(user, minlength=self.n_users)
-        return NextBasketInstances(
-            user=user,
-            offsets=offsets,
-            items=items,
-            user_offsets=_user_offsets(per_user),
-            per_user=per_user,
-            basket=basket,
-            instance_of_basket=instance_of_basket,
+        return NextBasketInstances.of_users(
+            user, profile_len, items, self.n_users, basket=basket, instance_of_basket=instance_of_basket
         )
