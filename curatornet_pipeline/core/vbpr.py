@@ -121,13 +121,11 @@ def vbpr_loss(
     """BPR loss of a batch plus the L2 term described in the module docstring.
 
     precision: a resolved 'fp32' or 'bf16'. Only the forward is autocast (the feature projection is the
-    costly product); the loss itself is computed in the weights' dtype (float32 in training).
+    costly product); the loss itself is computed in float32.
     """
     with autocast(precision, features.device):
         diff, sq_norm = net.score_difference(features, users, pos, neg)
-    # A bf16 forward's scores go back to float32 before the loss; a float64 net (the formula tests) stays float64.
-    dtype = net.item_bias.dtype
-    diff, sq_norm = diff.to(dtype), sq_norm.to(dtype)
+    diff, sq_norm = diff.float(), sq_norm.float()
     global_sq = net.projection.pow(2).sum() + net.visual_bias.pow(2).sum()
     return F.softplus(-diff).mean() + l2_lambda * 0.5 * (sq_norm.mean() + global_sq)
 
