@@ -31,6 +31,7 @@ from curatornet_pipeline.core.sampling import (
     RANDOM_STRATEGIES,
     STRATEGIES,
     SamplingBudget,
+    SamplingIndex,
     SamplingInputs,
     Strategy,
     StrategySample,
@@ -208,9 +209,30 @@ def test_capped_budget_splits_every_allowed_triplet_between_train_and_validation
     ))
 
 
+def test_index_counts_the_hand_enumerated_candidates(inputs):
+    index = inputs.index
+    assert isinstance(index, SamplingIndex)
+    assert index.n_disjoint_negatives.tolist() == [len(DISJOINT_NEGATIVES[u]) for u in range(5)]
+    assert index.n_favourite_positives.tolist() == [len(FAVOURITE_POSITIVES.get(u, ())) for u in range(5)]
+    assert index.n_near_duplicate_pairs == 1  # 4 and 5; 8 and 12 sit in different clusters
+    hidden = index.hidden_item_instances
+    pairs = {
+        (int(u), tuple(hidden.items[hidden.offsets[k] : hidden.offsets[k + 1]].tolist()), int(p))
+        for k, (u, p) in enumerate(zip(hidden.user, hidden.positive))
+    }
+    assert pairs == {(u, profile, p) for u, ps in HIDDEN_ITEM_PAIRS.items() for profile, p in ps}
+
+
 @pytest.mark.parametrize(
     "strategy, eligible",
-    [(Strategy.HIDDEN_BASKET_ITEM, 3), (Strategy.NEXT_BASKET, 2), (Strategy.FAVOURITE_ARTIST_SIMILAR, 4), (Strategy.PROFILE_ITEM, 5), (Strategy.SINGLE_ITEM, 16), (Strategy.SINGLE_ITEM_SAME_ARTIST, 16)],
+    [
+        (Strategy.HIDDEN_BASKET_ITEM, 3),
+        (Strategy.NEXT_BASKET, 2),
+        (Strategy.FAVOURITE_ARTIST_SIMILAR, 4),
+        (Strategy.PROFILE_ITEM, 5),
+        (Strategy.SINGLE_ITEM, 16),
+        (Strategy.SINGLE_ITEM_SAME_ARTIST, 16),
+    ],
 )
 def test_eligible_counts_and_quotas(strategy, eligible, exhaustive):
     stats = exhaustive[strategy].stats
@@ -464,7 +486,8 @@ def test_single_item_negative_is_same_cluster_biased(inputs):
     # share the anchor's cluster; uniform negatives would (cluster size - 1) / 15, i.e. 13-27%.
     budget = SamplingBudget(total_train=6 * 16, validation_fraction=0.0)
     fraction = _same_cluster_fraction(
-        lambda seed: sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed), lambda ts: np.ones(len(ts), dtype=bool)
+        lambda seed: sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed),
+        lambda ts: np.ones(len(ts), dtype=bool),
     )
     assert 0.5 < fraction < 0.75
 
@@ -603,7 +626,9 @@ CORRUPTIONS = [
     (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 6, ALICE, {"held_out_item_as_negative", "negative_artist_bought"}),
     (Strategy.NEXT_BASKET, [8], 12, 0, BOB, {"profile_mismatch"}),
     (Strategy.NEXT_BASKET, [8, 9], 8, 0, BOB, {"positive_not_in_a_later_training_basket"}),
-    (Strategy.NEXT_BASKET, [8, 9], 13, 0, BOB, {"held_out_item_as_positive", "positive_not_in_a_later_training_basket"}),
+    (
+        Strategy.NEXT_BASKET, [8, 9], 13, 0, BOB, {"held_out_item_as_positive", "positive_not_in_a_later_training_basket"}
+    ),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 0, 8, ALICE, {"positive_already_bought"}),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 3, 8, ALICE, {"positive_cluster_not_bought"}),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 11, 8, ALICE, {"positive_artist_not_bought"}),
