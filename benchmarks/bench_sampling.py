@@ -99,7 +99,8 @@ def main() -> None:
         row["max_profile_length"] = max(sample.stats["profile_length_histogram"], default=0)
         per_strategy[strategy] = row
     t = time.perf_counter()
-    train, validation, _, _, union_stats = union_deduplicate(samples)
+    union = union_deduplicate(samples)
+    train, validation, union_stats = union.train, union.validation, union.stats
     timings["union_deduplicate_s"] = time.perf_counter() - t
     timings["sampling_and_union_total_s"] = time.perf_counter() - t_sampling
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from curatornet_pipeline import tables
 from curatornet_pipeline.core.features import zscore_catalogue
-from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES, SamplingInputs
+from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES, SamplingInputs, Strategy
 from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.storage import read_frame, read_triplet_set, read_vectors, require_table
 
@@ -87,7 +87,13 @@ class TripletSource:
 SIX_STRATEGY_TRIPLETS = TripletSource(tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, STRATEGIES, False)
 # Paper 5.1: "in VBPR we only used two sampling guidelines (D3 and D4), since VBPR has no notion of session or
 # purchase baskets".
-VBPR_GUIDED_TRIPLETS = TripletSource(tables.TRAINING_TRIPLETS, tables.TRAINING_PROFILES, STRATEGIES[2:4], False)
+# VBPR has no notion of sessions or baskets, so the paper trains it on strategies 3 and 4 only.
+VBPR_GUIDED_TRIPLETS = TripletSource(
+    tables.TRAINING_TRIPLETS,
+    tables.TRAINING_PROFILES,
+    (Strategy.FAVOURITE_ARTIST_SIMILAR.value, Strategy.PROFILE_ITEM.value),
+    False,
+)
 CURATORNET_RANDOM_TRIPLETS = TripletSource(tables.RANDOM_TRIPLETS, tables.RANDOM_PROFILES, (RANDOM_STRATEGY,), True)
 VBPR_RANDOM_TRIPLETS = TripletSource(tables.RANDOM_TRIPLETS, tables.RANDOM_PROFILES, (RANDOM_BPR_STRATEGY,), True)
 

@@ -196,13 +196,14 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
             samples.append(
                 StrategySample(strategy=strategy, train=parts["train"], validation=parts["validation"], stats={})
             )
-    train, validation, train_codes, valid_codes, stats = union_deduplicate(samples)
+    union = union_deduplicate(samples)
+    train, validation, stats = union.train, union.validation, union.stats
     names_by_code = {code: name for name, code in STRATEGY_CODES.items()}
     codes = np.array([names_by_code[c] for c in range(max(names_by_code) + 1)])
     train_rows, profiles = triplet_frames(train, triplet_hashes(train), split="train")
     valid_rows, _ = triplet_frames(validation, triplet_hashes(validation), split="validation")
-    train_rows.insert(1, "strategy", codes[train_codes])
-    valid_rows.insert(1, "strategy", codes[valid_codes])
+    train_rows.insert(1, "strategy", codes[union.train_strategy_code])
+    valid_rows.insert(1, "strategy", codes[union.validation_strategy_code])
     rows = pd.concat([train_rows, valid_rows], ignore_index=True)
     with duckdb.get_connection() as con:
         replace_tables(con, {tables.TRAINING_TRIPLETS: rows, tables.TRAINING_PROFILES: profiles})

@@ -1,4 +1,6 @@
-"""Training CuratorNet on triplets: the efficient batch loss, its naive reference, the training loop.
+"""Training CuratorNet on triplets: the efficient batch loss, its naive reference, the training run.
+
+The epoch loop, learning-rate schedule and best-epoch rule are ``core.epochs``, shared with VBPR.
 
 Loss per batch = mean over triplets of -log sigmoid(x_ui - x_uj)  (computed as softplus(x_uj - x_ui),
 which never overflows) + lambda * 0.5 * (sum of squared weight matrices; biases are not penalised).
@@ -18,12 +20,10 @@ benchmark's UGallery-shaped data a 4096-triplet batch has ~18,000 slots but ~5,4
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
-import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.epochs import deterministic_algorithms, train_epochs
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
 from curatornet_pipeline.core.precision import PRECISIONS, autocast, resolve_precision
 from curatornet_pipeline.core.triplet_set import TripletSet, gather_csr_rows
@@ -43,8 +44,9 @@ _FORMAT = "curatornet-state-v1"
 class TrainingConfig:
     """Hyper-parameters of CuratorNet training (defaults: the paper's best setting).
 
-    batch_size counts triplets. lr schedule and stopping: see ``PlateauSchedule`` (``early_stopping_patience``
-    0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only per epoch.
+    batch_size counts triplets. lr schedule and stopping: see ``core.epochs.PlateauSchedule``
+    (``early_stopping_patience`` 0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only
+    per epoch.
     """
 
     l2_lambda: float = 1e-4
@@ -84,48 +86,6 @@ class TrainingConfig:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
             raise ValueError("invalid TrainingConfig: " + "; ".join(problems))
-
-
-@dataclass
-class PlateauSchedule:
-    """The authors' learning-rate schedule and best-epoch rule; CuratorNet and VBPR training share it.
-
-    Call ``update(validation_accuracy)`` after every epoch. A strictly higher accuracy is a new best (so the
-    earliest epoch wins ties). ``lr_patience`` epochs in a row without a new best multiply the learning
-    rate by ``lr_decay`` (never below ``min_learning_rate``) and restart that count.
-    ``early_stopping_patience`` epochs in a row without a new best end training (``should_stop``); 0 never
-    stops early.
-    """
-
-    learning_rate: float
-    lr_decay: float
-    lr_patience: int
-    min_learning_rate: float
-    early_stopping_patience: int = 0
-    best_accuracy: float = -math.inf
-    best_epoch: int = 0
-    epoch: int = 0
-    epochs_since_decay_or_best: int = 0
-    epochs_since_best: int = 0
-
-    def update(self, accuracy: float) -> bool:
-        """Record one epoch's validation accuracy; True when it is a new best (keep that checkpoint)."""
-        self.epoch += 1
-        improved = accuracy > self.best_accuracy  # NaN never improves
-        if improved:
-            self.best_accuracy, self.best_epoch = accuracy, self.epoch
-            self.epochs_since_decay_or_best = self.epochs_since_best = 0
-        else:
-            self.epochs_since_decay_or_best += 1
-            self.epochs_since_best += 1
-        if self.epochs_since_decay_or_best >= self.lr_patience:
-            self.learning_rate = max(self.learning_rate * self.lr_decay, self.min_learning_rate)
-            self.epochs_since_decay_or_best = 0
-        return improved
-
-    @property
-    def should_stop(self) -> bool:
-        return 0 < self.early_stopping_patience <= self.epochs_since_best
 
 
 @dataclass
@@ -379,18 +339,6 @@ def check_triplets(ts: TripletSet, n_items: int, name: str) -> None:
         raise ValueError(f"{name} triplets: {len(empty)} triplets have an empty profile (first row {empty[0]})")
 
 
-@contextlib.contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Turn on torch's deterministic algorithms for the block (CPU runs), restoring the previous setting."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    if enabled:
-        torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-
-
 def train_curatornet(
     features: np.ndarray,
     train: TripletSet,
@@ -422,76 +370,33 @@ def train_curatornet(
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     with deterministic_algorithms(device.type == "cpu"):
-        rng = np.random.default_rng(config.seed)
         model = CuratorNet(model_config, generator=torch.Generator().manual_seed(config.seed)).to(device)
         feats = model_features(np.asarray(features, dtype=np.float32), model, precision)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
         # On a GPU the batch index work runs on the device too; on the CPU numpy is faster for it.
-        train_on_device = DeviceTriplets.from_set(train, device) if device.type == "cuda" else None
-        n_batches = math.ceil(len(train) / config.batch_size)
+        on_gpu = device.type == "cuda"
+        train_triplets = DeviceTriplets.from_set(train, device) if on_gpu else train
         say(
-            f"training CuratorNet on {device} ({precision}): {len(train)} triplets, {n_batches} batches of "
-            f"{config.batch_size}, {len(validation)} validation triplets"
+            f"training CuratorNet on {device} ({precision}): {len(train)} triplets, "
+            f"{math.ceil(len(train) / config.batch_size)} batches of {config.batch_size}, "
+            f"{len(validation)} validation triplets"
         )
-
-        schedule = PlateauSchedule(
-            config.learning_rate, config.lr_decay, config.lr_patience, config.min_learning_rate,
-            config.early_stopping_patience,
+        epochs = train_epochs(
+            model,
+            config,
+            lambda rows: batch_loss(model, feats, train_triplets, rows, config.l2_lambda, precision),
+            lambda: validation_accuracy(model, feats, validation, config.batch_size, precision),
+            n_train=len(train),
+            device=device,
+            rows_on_device=on_gpu,
+            say=say,
+            log_every_batches=config.log_every_batches,
+            report_throughput=True,
         )
-        best_state: dict[str, Tensor] = {}
-        history: list[dict[str, Any]] = []
-        for epoch in range(1, config.max_epochs + 1):
-            learning_rate = schedule.learning_rate
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate
-            epoch_start = time.perf_counter()
-            order = rng.permutation(len(train))
-            if train_on_device is not None:
-                order = torch.from_numpy(order).to(device)  # one copy per epoch, then slices on the device
-            loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync per batch
-            for b in range(n_batches):
-                rows = order[b * config.batch_size : (b + 1) * config.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = batch_loss(
-                    model,
-                    feats,
-                    train_on_device if train_on_device is not None else train,
-                    rows,
-                    config.l2_lambda,
-                    precision,
-                )
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(rows)
-                if config.log_every_batches and (b + 1) % config.log_every_batches == 0:
-                    say(f"epoch {epoch} batch {b + 1}/{n_batches} loss {loss.item():.4f}")
-            train_seconds = time.perf_counter() - epoch_start
-            accuracy = validation_accuracy(model, feats, validation, config.batch_size, precision)
-            if schedule.update(accuracy):
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            history.append(
-                {
-                    "epoch": epoch,
-                    "learning_rate": learning_rate,
-                    "train_loss": loss_sum.item() / len(train),
-                    "validation_accuracy": accuracy,
-                    "seconds": time.perf_counter() - epoch_start,
-                    "triplets_per_second": len(train) / max(train_seconds, 1e-12),
-                }
-            )
-            say(
-                f"epoch {epoch}/{config.max_epochs} lr {learning_rate:.2e} loss {history[-1]['train_loss']:.4f} "
-                f"val_acc {accuracy:.4f} ({history[-1]['triplets_per_second']:.0f} triplets/s)"
-            )
-            if schedule.should_stop:
-                say(f"stopping: {schedule.epochs_since_best} epochs without a better validation accuracy")
-                break
 
     best = CuratorNet(model_config, generator=torch.Generator())  # own generator: global RNG untouched
-    best.load_state_dict(best_state)
+    best.load_state_dict(epochs.best_state)
     best.eval()
-    say(f"best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
-    return TrainingResult(best, pd.DataFrame(history), schedule.best_epoch, str(device), precision)
+    return TrainingResult(best, epochs.history, epochs.best_epoch, str(device), precision)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ Dagster assets pick those triplets. Synthetic one-item triplets (user_idx == -1)
 factor for, so they are skipped if present (the count is reported through ``progress`` and kept on the
 model as ``skipped_triplets``).
 
-Training runs until validation accuracy stops improving, with CuratorNet's schedule and best-epoch rule
-(``PlateauSchedule``): the checkpoint of the best validation epoch is returned.
+Training runs until validation accuracy stops improving, in the epoch loop CuratorNet's training uses too
+(``core.epochs``: the same schedule and best-epoch rule): the checkpoint of the best validation epoch is returned.
 
 Regularisation (L2, ``l2_lambda``): per triplet, lambda/2 times the squared norms of the factors and biases
 it touches (gamma_u, theta_u, gamma_i, gamma_j, beta_i, beta_j), averaged over the batch, plus lambda/2
@@ -27,8 +27,6 @@ non-personalised part beta_i + beta' . f_i.
 from __future__ import annotations
 
 import io
-import math
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,8 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.epochs import deterministic_algorithms, train_epochs
 from curatornet_pipeline.core.precision import autocast, check_precision, resolve_precision
-from curatornet_pipeline.core.training import PlateauSchedule, deterministic_algorithms
 from curatornet_pipeline.core.triplet_set import TripletSet
 
 
@@ -273,53 +271,20 @@ def train_vbpr(
         net = _VBPRNet(n_users, len(features), features.shape[1], config, generator).to(device)
         users_t, pos_t, neg_t = (torch.from_numpy(a).to(device) for a in (users, pos, neg))
         validation_t = [torch.from_numpy(a).to(device) for a in (val_users, val_pos, val_neg)]
-        optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-        schedule = PlateauSchedule(
-            config.learning_rate, config.lr_decay, config.lr_patience, config.min_learning_rate,
-            config.early_stopping_patience,
+        epochs = train_epochs(
+            net,
+            config,
+            lambda rows: vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda, precision),
+            lambda: _validation_accuracy(net, feats, *validation_t, config.batch_size, precision),
+            n_train=len(users),
+            device=device,
+            rows_on_device=True,
+            say=say,
+            label="VBPR ",
         )
-        rng = np.random.default_rng(config.seed)
-        n_batches = math.ceil(len(users) / config.batch_size)
-        history: list[dict] = []
-        best_state: dict[str, Tensor] = {}
-        for epoch in range(1, config.max_epochs + 1):
-            learning_rate = schedule.learning_rate
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate
-            started = time.perf_counter()
-            order = torch.from_numpy(rng.permutation(len(users))).to(device)
-            loss_sum = torch.zeros((), device=device)
-            for b in range(n_batches):
-                rows = order[b * config.batch_size : (b + 1) * config.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = vbpr_loss(net, feats, users_t[rows], pos_t[rows], neg_t[rows], config.l2_lambda, precision)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(rows)
-            accuracy = _validation_accuracy(net, feats, *validation_t, config.batch_size, precision)
-            if schedule.update(accuracy):
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            history.append(
-                {
-                    "epoch": epoch,
-                    "learning_rate": learning_rate,
-                    "train_loss": loss_sum.item() / len(users),
-                    "validation_accuracy": accuracy,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            say(
-                f"VBPR epoch {epoch}/{config.max_epochs} lr {learning_rate:.2e} loss {history[-1]['train_loss']:.4f} "
-                f"val_acc {accuracy:.4f}"
-            )
-            if schedule.should_stop:
-                say(f"stopping: {schedule.epochs_since_best} epochs without a better validation accuracy")
-                break
-        say(f"VBPR best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
-        net.load_state_dict(best_state)
-
+        net.load_state_dict(epochs.best_state)
         model = _scoring_model(net, feats, np.unique(users), int(skipped))
-    return VBPRTrainingResult(model, pd.DataFrame(history), schedule.best_epoch, str(device), precision)
+    return VBPRTrainingResult(model, epochs.history, epochs.best_epoch, str(device), precision)
 
 
 @torch.no_grad()

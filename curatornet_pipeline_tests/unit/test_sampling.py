@@ -19,6 +19,7 @@ Users (training baskets in time order | held-out basket):
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import numpy as np
@@ -26,10 +27,13 @@ import pandas as pd
 import pytest
 
 from curatornet_pipeline.core.sampling import (
+    GUIDED_STRATEGIES,
+    RANDOM_STRATEGIES,
     STRATEGIES,
-    STRATEGY_CODES,
     SamplingBudget,
+    SamplingIndex,
     SamplingInputs,
+    Strategy,
     StrategySample,
     check_strategy_rules,
     sample_random,
@@ -127,14 +131,14 @@ def _allowed_real_user(pairs_by_user: dict, negatives_by_user: dict) -> set:
 
 def _allowed(strategy: str, pca_unit: np.ndarray) -> set:
     """The complete set of allowed triplets of each strategy for the module's gallery."""
-    if strategy == STRATEGIES[0]:
+    if strategy == Strategy.HIDDEN_BASKET_ITEM:
         return _allowed_real_user(HIDDEN_ITEM_PAIRS, DISJOINT_NEGATIVES)
-    if strategy == STRATEGIES[1]:
+    if strategy == Strategy.NEXT_BASKET:
         return _allowed_real_user(NEXT_BASKET_PAIRS, DISJOINT_NEGATIVES)
-    if strategy == STRATEGIES[2]:
+    if strategy == Strategy.FAVOURITE_ARTIST_SIMILAR:
         pairs = {u: {(HISTORY[u], p) for p in positives} for u, positives in FAVOURITE_POSITIVES.items()}
         return _allowed_real_user(pairs, DISJOINT_NEGATIVES)
-    if strategy in (STRATEGIES[3], "random_bpr"):
+    if strategy in (Strategy.PROFILE_ITEM, "random_bpr"):
         return {
             (u, HISTORY[u], pos, neg)
             for u in range(5)
@@ -151,7 +155,7 @@ def _allowed(strategy: str, pca_unit: np.ndarray) -> set:
             for neg in ALL_ITEMS - set(HISTORY[u]) - set(TEST[u])
             if (pos, neg) not in NEAR_DUPLICATES
         }
-    if strategy == STRATEGIES[4]:
+    if strategy == Strategy.SINGLE_ITEM:
         return {(-1, (x,), x, neg) for x in ALL_ITEMS for neg in ALL_ITEMS - {x} if (x, neg) not in NEAR_DUPLICATES}
     # Strategy 6, written out from the rule text with float64 cosines.
     allowed = set()
@@ -205,9 +209,30 @@ def test_capped_budget_splits_every_allowed_triplet_between_train_and_validation
     ))
 
 
+def test_index_counts_the_hand_enumerated_candidates(inputs):
+    index = inputs.index
+    assert isinstance(index, SamplingIndex)
+    assert index.n_disjoint_negatives.tolist() == [len(DISJOINT_NEGATIVES[u]) for u in range(5)]
+    assert index.n_favourite_positives.tolist() == [len(FAVOURITE_POSITIVES.get(u, ())) for u in range(5)]
+    assert index.n_near_duplicate_pairs == 1  # 4 and 5; 8 and 12 sit in different clusters
+    hidden = index.hidden_item_instances
+    pairs = {
+        (int(u), tuple(hidden.items[hidden.offsets[k] : hidden.offsets[k + 1]].tolist()), int(p))
+        for k, (u, p) in enumerate(zip(hidden.user, hidden.positive))
+    }
+    assert pairs == {(u, profile, p) for u, ps in HIDDEN_ITEM_PAIRS.items() for profile, p in ps}
+
+
 @pytest.mark.parametrize(
     "strategy, eligible",
-    [(STRATEGIES[0], 3), (STRATEGIES[1], 2), (STRATEGIES[2], 4), (STRATEGIES[3], 5), (STRATEGIES[4], 16), (STRATEGIES[5], 16)],
+    [
+        (Strategy.HIDDEN_BASKET_ITEM, 3),
+        (Strategy.NEXT_BASKET, 2),
+        (Strategy.FAVOURITE_ARTIST_SIMILAR, 4),
+        (Strategy.PROFILE_ITEM, 5),
+        (Strategy.SINGLE_ITEM, 16),
+        (Strategy.SINGLE_ITEM_SAME_ARTIST, 16),
+    ],
 )
 def test_eligible_counts_and_quotas(strategy, eligible, exhaustive):
     stats = exhaustive[strategy].stats
@@ -219,11 +244,11 @@ def test_eligible_counts_and_quotas(strategy, eligible, exhaustive):
 
 def test_profile_length_histogram_of_hidden_item(exhaustive):
     # alice and carol: one-item profiles (6 and 2 negatives x 2 positions); bob: three-item profiles.
-    assert exhaustive[STRATEGIES[0]].stats["profile_length_histogram"] == {1: 12 + 4, 3: 4}
+    assert exhaustive[Strategy.HIDDEN_BASKET_ITEM].stats["profile_length_histogram"] == {1: 12 + 4, 3: 4}
 
 
 def test_held_out_items_never_appear_in_their_users_triplets(exhaustive):
-    for strategy in STRATEGIES[:4]:
+    for strategy in [s for s in GUIDED_STRATEGIES if s.has_real_users]:
         for split in (exhaustive[strategy].train, exhaustive[strategy].validation):
             for user, profile, pos, neg in _content(split):
                 assert not set(TEST[user]) & ({pos, neg} | set(profile)), (strategy, user)
@@ -235,9 +260,9 @@ def test_positive_differs_from_negative_and_near_duplicates_rejected(exhaustive)
         assert all(pos != neg for _, _, pos, neg in triplets)
         assert not any((pos, neg) in NEAR_DUPLICATES for _, _, pos, neg in triplets)
     # Strategy 5 draws 5 for anchor 4 often (same cluster, p=0.6) and must have rejected it.
-    assert exhaustive[STRATEGIES[4]].stats["near_duplicates_rejected"] > 0
+    assert exhaustive[Strategy.SINGLE_ITEM].stats["near_duplicates_rejected"] > 0
     # Identical vectors in different clusters are not near-duplicates: (8 -> 12) is a valid negative.
-    assert (-1, (8,), 8, 12) in set(_content(exhaustive[STRATEGIES[4]].train))
+    assert (-1, (8,), 8, 12) in set(_content(exhaustive[Strategy.SINGLE_ITEM].train))
 
 
 def test_validation_follows_rules_and_never_repeats_training(inputs):
@@ -255,7 +280,7 @@ def test_validation_follows_rules_and_never_repeats_training(inputs):
 
 def test_budget_trimmed_to_exact_target(inputs):
     budget = SamplingBudget(total_train=60)  # 10 per strategy; strategy 5's quota of 1 x 16 items overshoots
-    sample = sample_strategy(STRATEGIES[4], inputs, budget, seed=0)
+    sample = sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed=0)
     assert sample.stats["quota_per_unit_train"] == 1
     assert len(sample.train) == sample.stats["actual_train"] == 10
     assert len(sample.validation) == 1  # ceil(10 * 0.05)
@@ -273,9 +298,44 @@ def test_same_seed_same_arrays_other_seed_other_arrays(inputs):
             for name in ("profile_offsets", "profile_items", "profile_id", "positive", "negative", "user_idx"):
                 np.testing.assert_array_equal(getattr(getattr(a, split), name), getattr(getattr(b, split), name))
         assert a.stats == b.stats
-    first = sample_strategy(STRATEGIES[4], inputs, budget, seed=1)
-    second = sample_strategy(STRATEGIES[4], inputs, budget, seed=2)
+    first = sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed=1)
+    second = sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed=2)
     assert _content(first.train) != _content(second.train)
+
+
+# Seed 9's triplets on this gallery, recorded at commit c2b3d6b (before core/sampling.py became a package): the
+# stored tables of a seed must not change under a refactor. (A numpy release that changed Generator streams would
+# change the stored tables too, and fail here.)
+RECORDED_DIGESTS = {
+    "1_hidden_basket_item": "d5c8a08bee7544ee",
+    "2_next_basket": "f8199c4e4fae6518",
+    "3_favourite_artist_similar": "715bee06093dfffb",
+    "4_profile_item": "6fc7cdfe29551a5d",
+    "5_single_item": "0c23e90a6205d0e3",
+    "6_single_item_same_artist": "cd1f04227ccc8401",
+    "random": "3a5f93e8a35fb5eb",
+    "random_bpr": "b5ddabce3f1d59e4",
+    "union": "0cec8529052d04d310484b05",
+}
+
+
+def _digest(*sets: TripletSet) -> str:
+    h = hashlib.sha256()
+    for ts in sets:
+        for name in ("profile_offsets", "profile_items", "profile_id", "positive", "negative", "user_idx"):
+            h.update(np.ascontiguousarray(getattr(ts, name), dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_seed_9_reproduces_the_recorded_triplets(inputs):
+    budget = SamplingBudget(total_train=6 * 40, validation_fraction=0.2)
+    samples = [sample_strategy(s, inputs, budget, seed=9) for s in STRATEGIES]
+    samples += [sample_random(inputs, budget, 9, s) for s in RANDOM_STRATEGIES]
+    digests = {sample.strategy.value: _digest(sample.train, sample.validation) for sample in samples}
+    union = union_deduplicate(samples[:6])
+    codes = np.concatenate([union.train_strategy_code, union.validation_strategy_code]).astype(np.int64)
+    digests["union"] = _digest(union.train, union.validation) + hashlib.sha256(codes.tobytes()).hexdigest()[:8]
+    assert digests == RECORDED_DIGESTS
 
 
 def test_strategy_without_eligible_units_returns_empty_sets():
@@ -289,7 +349,7 @@ def test_strategy_without_eligible_units_returns_empty_sets():
         train_baskets=[[np.array([0, 1], dtype=np.int32)]],
         test_items=[np.zeros(0, dtype=np.int32)],
     )
-    sample = sample_strategy(STRATEGIES[1], single, SamplingBudget(60), seed=0)
+    sample = sample_strategy(Strategy.NEXT_BASKET, single, SamplingBudget(60), seed=0)
     assert len(sample.train) == len(sample.validation) == 0
     assert sample.stats["eligible_users_or_items"] == 0
 
@@ -305,7 +365,7 @@ def test_user_without_any_valid_negative_is_not_eligible():
         train_baskets=[[np.array([0, 3]), np.array([4])], [np.array([0, 1])]],
         test_items=[np.zeros(0), np.zeros(0)],
     )
-    sample = sample_strategy(STRATEGIES[0], gallery, SamplingBudget(6 * 20), seed=0)
+    sample = sample_strategy(Strategy.HIDDEN_BASKET_ITEM, gallery, SamplingBudget(6 * 20), seed=0)
     assert sample.stats["eligible_users_or_items"] == 1
     assert set(sample.train.user_idx.tolist()) == {1}
     assert set(sample.train.negative.tolist()) == {4, 5}
@@ -335,7 +395,7 @@ def test_visual_confidence_margin_with_hand_set_vectors():
         train_baskets=[],
         test_items=[],
     )
-    sample = sample_strategy(STRATEGIES[5], gallery, SamplingBudget(6 * 8 * 60), seed=0)
+    sample = sample_strategy(Strategy.SINGLE_ITEM_SAME_ARTIST, gallery, SamplingBudget(6 * 8 * 60), seed=0)
     drawn = _content(sample.train) + _content(sample.validation)  # the budget is capped: both splits hold some
     for_x0 = {(pos, neg) for _, profile, pos, neg in drawn if profile == (0,)}
     # x = 0 (cluster 0). Positive 2 shares x's cluster: negatives 4, 5, 7 (other cluster) accepted outright;
@@ -344,7 +404,7 @@ def test_visual_confidence_margin_with_hand_set_vectors():
     # pass the margin); 4: .94 > .77 + .1 accepted (fails with a margin above .17); 5: accepted;
     # 7: .94 < .91 + .1 rejected (would pass with no margin).
     assert for_x0 == {(2, 4), (2, 5), (2, 7), (2, 6), (1, 4), (1, 5)}
-    assert sum(check_strategy_rules(STRATEGIES[5], sample.train, gallery).values()) == 0
+    assert sum(check_strategy_rules(Strategy.SINGLE_ITEM_SAME_ARTIST, sample.train, gallery).values()) == 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -399,7 +459,7 @@ def test_random_bpr_covers_every_user_with_a_training_item(inputs):
     assert set(_content(sample.train) + _content(sample.validation)) == _allowed("random_bpr", inputs.pca_unit)
     assert sample.stats["eligible_users_or_items"] == 5
     with pytest.raises(ValueError, match="unknown random sampling"):
-        sample_random(inputs, SamplingBudget(total_train=10), seed=0, strategy=STRATEGIES[3])
+        sample_random(inputs, SamplingBudget(total_train=10), seed=0, strategy=Strategy.PROFILE_ITEM)
 
 
 def _same_cluster_fraction(sample_fn, rows_of_interest) -> float:
@@ -426,7 +486,8 @@ def test_single_item_negative_is_same_cluster_biased(inputs):
     # share the anchor's cluster; uniform negatives would (cluster size - 1) / 15, i.e. 13-27%.
     budget = SamplingBudget(total_train=6 * 16, validation_fraction=0.0)
     fraction = _same_cluster_fraction(
-        lambda seed: sample_strategy(STRATEGIES[4], inputs, budget, seed), lambda ts: np.ones(len(ts), dtype=bool)
+        lambda seed: sample_strategy(Strategy.SINGLE_ITEM, inputs, budget, seed),
+        lambda ts: np.ones(len(ts), dtype=bool),
     )
     assert 0.5 < fraction < 0.75
 
@@ -477,7 +538,7 @@ def test_union_deduplicates_across_strategies_and_train_wins():
         train=_triplet_set([[1], [1, 2]], [(0, 1, 5, 0), (1, 2, 6, 1), (0, 1, 7, 0)]),
         validation=_triplet_set([[1]], [(0, 1, 8, 0), (0, 1, 9, 0)]),
         stats={},
-        strategy=STRATEGIES[3],
+        strategy=Strategy.PROFILE_ITEM,
     )
     s5 = StrategySample(
         # (1 | 1, 5) repeats s4's first training triplet; (1 | 1, 9) repeats s4's validation one.
@@ -485,14 +546,15 @@ def test_union_deduplicates_across_strategies_and_train_wins():
         # (1 | 1, 7) repeats s4 training (train wins); (3 | 3, 6) is new; it appears twice.
         validation=_triplet_set([[1], [3]], [(0, 1, 7, -1), (1, 3, 6, -1), (1, 3, 6, -1)]),
         stats={},
-        strategy=STRATEGIES[4],
+        strategy=Strategy.SINGLE_ITEM,
     )
-    train, validation, train_code, validation_code, stats = union_deduplicate([s4, s5])
+    union = union_deduplicate([s4, s5])
+    train, validation, stats = union.train, union.validation, union.stats
     assert _content(train) == [(0, (1,), 1, 5), (1, (1, 2), 2, 6), (0, (1,), 1, 7), (-1, (3,), 3, 4), (-1, (1,), 1, 9)]
-    assert train_code.tolist() == [4, 4, 4, 5, 5]
+    assert union.train_strategy_code.tolist() == [4, 4, 4, 5, 5]
     # s4's validation (1 | 1, 9) now repeats a training triplet of s5: train wins across strategies.
     assert _content(validation) == [(0, (1,), 1, 8), (-1, (3,), 3, 6)]
-    assert validation_code.tolist() == [4, 5]
+    assert union.validation_strategy_code.tolist() == [4, 5]
     assert train.profile_offsets is validation.profile_offsets
     # one shared table, each distinct profile once
     profiles = [tuple(train.profile(p).tolist()) for p in range(train.n_profiles)]
@@ -500,13 +562,21 @@ def test_union_deduplicates_across_strategies_and_train_wins():
     assert stats["train_duplicates_removed"] == 1
     assert stats["validation_repeating_train_removed"] == 2
     assert stats["validation_duplicates_removed"] == 1
-    assert stats["per_strategy"][STRATEGIES[4]] == {"train_in": 3, "train_kept": 2, "validation_in": 3, "validation_kept": 1}
+    assert stats["per_strategy"]["5_single_item"] == {
+        "train_in": 3,
+        "train_kept": 2,
+        "validation_in": 3,
+        "validation_kept": 1,
+    }
+    # Plain strings, not enum members: the stats go into Dagster metadata, whose serialiser refuses unknown enums.
+    assert all(type(name) is str for name in stats["per_strategy"])
 
 
 def test_union_of_sampled_strategies_has_one_hash_space(inputs):
     budget = SamplingBudget(total_train=6 * 100, validation_fraction=0.2)
     samples = [sample_strategy(s, inputs, budget, seed=1) for s in STRATEGIES]
-    train, validation, train_code, validation_code, stats = union_deduplicate(samples)
+    union = union_deduplicate(samples)
+    train, validation, train_code = union.train, union.validation, union.train_strategy_code
     th, vh = triplet_hashes(train), triplet_hashes(validation)
     assert len(np.unique(th)) == len(th)
     assert len(np.unique(vh)) == len(vh)
@@ -514,8 +584,8 @@ def test_union_of_sampled_strategies_has_one_hash_space(inputs):
     all_in = set().union(*(set(_content(s.train)) for s in samples))
     # nothing but duplicates is removed: distinct input content == output content (users aside)
     assert {c[1:] for c in _content(train)} == {c[1:] for c in all_in}
-    assert len(train) == stats["train_kept"] == len({c[1:] for c in all_in})
-    assert set(np.unique(train_code).tolist()) == {STRATEGY_CODES[s] for s in STRATEGIES}
+    assert len(train) == union.stats["train_kept"] == len({c[1:] for c in all_in})
+    assert set(np.unique(train_code).tolist()) == {Strategy(s).code for s in STRATEGIES}
     for code, strategy in enumerate(STRATEGIES, start=1):
         rows = np.flatnonzero(train_code == code)
         assert sum(check_strategy_rules(strategy, train.subset(rows), inputs).values()) == 0
@@ -549,30 +619,32 @@ def _with_row(ts: TripletSet, profile: list[int], pos: int, neg: int, user: int)
 
 CORRUPTIONS = [
     # (strategy, profile, pos, neg, user, rules that must fire)
-    (STRATEGIES[0], [2], 0, 4, ALICE, {"negative_artist_bought", "negative_cluster_bought"}),
-    (STRATEGIES[0], [2], 0, 11, ALICE, {"negative_cluster_bought"}),
-    (STRATEGIES[0], [0, 2], 4, 8, ALICE, {"positive_not_in_multi_item_training_basket"}),
-    (STRATEGIES[0], [0, 6], 2, 8, ALICE, {"profile_mismatch", "held_out_item_in_profile"}),
-    (STRATEGIES[0], [2], 0, 6, ALICE, {"held_out_item_as_negative", "negative_artist_bought"}),
-    (STRATEGIES[1], [8], 12, 0, BOB, {"profile_mismatch"}),
-    (STRATEGIES[1], [8, 9], 8, 0, BOB, {"positive_not_in_a_later_training_basket"}),
-    (STRATEGIES[1], [8, 9], 13, 0, BOB, {"held_out_item_as_positive", "positive_not_in_a_later_training_basket"}),
-    (STRATEGIES[2], [0, 2, 4], 0, 8, ALICE, {"positive_already_bought"}),
-    (STRATEGIES[2], [0, 2, 4], 3, 8, ALICE, {"positive_cluster_not_bought"}),
-    (STRATEGIES[2], [0, 2, 4], 11, 8, ALICE, {"positive_artist_not_bought"}),
-    (STRATEGIES[2], [0, 2], 1, 8, ALICE, {"profile_mismatch"}),
-    (STRATEGIES[3], [0, 2, 4], 1, 8, ALICE, {"positive_not_in_profile"}),
-    (STRATEGIES[3], [0, 2, 4], 0, 2, ALICE, {"negative_in_profile"}),
-    (STRATEGIES[3], [5], 5, 4, DAVE, {"near_duplicate_pair"}),
-    (STRATEGIES[3], [5], 5, 5, DAVE, {"positive_equals_negative", "negative_in_profile"}),
-    (STRATEGIES[3], [5], 5, 1, DAVE, {"held_out_item_as_negative"}),
-    (STRATEGIES[3], [5], 5, 3, -1, {"wrong_user_marker"}),
-    (STRATEGIES[4], [3], 4, 9, -1, {"profile_mismatch"}),
-    (STRATEGIES[4], [3], 3, 9, ALICE, {"wrong_user_marker"}),
-    (STRATEGIES[4], [3], 3, 99, -1, {"index_out_of_range"}),
-    (STRATEGIES[5], [0], 11, 8, -1, {"positive_not_same_artist"}),
-    (STRATEGIES[5], [0], 1, 2, -1, {"negative_same_artist"}),
-    (STRATEGIES[5], [0, 1], 2, 8, -1, {"profile_mismatch"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 4, ALICE, {"negative_artist_bought", "negative_cluster_bought"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 11, ALICE, {"negative_cluster_bought"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [0, 2], 4, 8, ALICE, {"positive_not_in_multi_item_training_basket"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [0, 6], 2, 8, ALICE, {"profile_mismatch", "held_out_item_in_profile"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 6, ALICE, {"held_out_item_as_negative", "negative_artist_bought"}),
+    (Strategy.NEXT_BASKET, [8], 12, 0, BOB, {"profile_mismatch"}),
+    (Strategy.NEXT_BASKET, [8, 9], 8, 0, BOB, {"positive_not_in_a_later_training_basket"}),
+    (
+        Strategy.NEXT_BASKET, [8, 9], 13, 0, BOB, {"held_out_item_as_positive", "positive_not_in_a_later_training_basket"}
+    ),
+    (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 0, 8, ALICE, {"positive_already_bought"}),
+    (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 3, 8, ALICE, {"positive_cluster_not_bought"}),
+    (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 11, 8, ALICE, {"positive_artist_not_bought"}),
+    (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2], 1, 8, ALICE, {"profile_mismatch"}),
+    (Strategy.PROFILE_ITEM, [0, 2, 4], 1, 8, ALICE, {"positive_not_in_profile"}),
+    (Strategy.PROFILE_ITEM, [0, 2, 4], 0, 2, ALICE, {"negative_in_profile"}),
+    (Strategy.PROFILE_ITEM, [5], 5, 4, DAVE, {"near_duplicate_pair"}),
+    (Strategy.PROFILE_ITEM, [5], 5, 5, DAVE, {"positive_equals_negative", "negative_in_profile"}),
+    (Strategy.PROFILE_ITEM, [5], 5, 1, DAVE, {"held_out_item_as_negative"}),
+    (Strategy.PROFILE_ITEM, [5], 5, 3, -1, {"wrong_user_marker"}),
+    (Strategy.SINGLE_ITEM, [3], 4, 9, -1, {"profile_mismatch"}),
+    (Strategy.SINGLE_ITEM, [3], 3, 9, ALICE, {"wrong_user_marker"}),
+    (Strategy.SINGLE_ITEM, [3], 3, 99, -1, {"index_out_of_range"}),
+    (Strategy.SINGLE_ITEM_SAME_ARTIST, [0], 11, 8, -1, {"positive_not_same_artist"}),
+    (Strategy.SINGLE_ITEM_SAME_ARTIST, [0], 1, 2, -1, {"negative_same_artist"}),
+    (Strategy.SINGLE_ITEM_SAME_ARTIST, [0, 1], 2, 8, -1, {"profile_mismatch"}),
 ]
 
 
@@ -588,11 +660,11 @@ def test_checker_flags_corrupted_triplets(strategy, profile, pos, neg, user, rul
 def test_checker_flags_visual_confidence_and_duplicates(exhaustive, inputs):
     # Strategy 6, x = 0 (cluster 0), pos = 2 (cluster 1), neg = 11 (A2, cluster 0): x and negative share
     # a cluster while the positive is elsewhere -> always rejected.
-    corrupted = _with_row(exhaustive[STRATEGIES[5]].train, [0], 2, 11, -1)
-    assert check_strategy_rules(STRATEGIES[5], corrupted, inputs)["visual_confidence_failed"] == 1
-    train = exhaustive[STRATEGIES[4]].train
+    corrupted = _with_row(exhaustive[Strategy.SINGLE_ITEM_SAME_ARTIST].train, [0], 2, 11, -1)
+    assert check_strategy_rules(Strategy.SINGLE_ITEM_SAME_ARTIST, corrupted, inputs)["visual_confidence_failed"] == 1
+    train = exhaustive[Strategy.SINGLE_ITEM].train
     doubled = train.subset(np.concatenate([np.arange(len(train)), [0, 1, 1]]))
-    assert check_strategy_rules(STRATEGIES[4], doubled, inputs)["duplicate_triplet"] == 3
+    assert check_strategy_rules(Strategy.SINGLE_ITEM, doubled, inputs)["duplicate_triplet"] == 3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,6 +735,28 @@ def test_inputs_reject_held_out_item_in_history_and_repeats():
             train_baskets=[[np.array([0]), np.array([0, 2])]],
             test_items=[np.zeros(0)],
         )
+
+
+def test_strategy_names_and_codes_are_the_stored_ones():
+    # The names are stored in the triplet tables and are the partition keys; the codes fill the union's strategy
+    # column. Changing either would orphan stored rows.
+    assert STRATEGIES == (
+        "1_hidden_basket_item",
+        "2_next_basket",
+        "3_favourite_artist_similar",
+        "4_profile_item",
+        "5_single_item",
+        "6_single_item_same_artist",
+    )
+    assert RANDOM_STRATEGIES == ("random", "random_bpr")
+    assert {s.value: s.code for s in Strategy} == {name: i for i, name in enumerate(STRATEGIES, start=1)} | {
+        "random": 0,
+        "random_bpr": 7,
+    }
+    # The Dagster layer gets plain strings; a member reads, formats and looks up like its stored name.
+    assert all(type(name) is str for name in STRATEGIES + RANDOM_STRATEGIES)
+    assert f"{Strategy.NEXT_BASKET}" == str(Strategy.NEXT_BASKET) == "2_next_basket"
+    assert Strategy("4_profile_item") is Strategy.PROFILE_ITEM and {"4_profile_item": 1}[Strategy.PROFILE_ITEM] == 1
 
 
 def test_budget_arithmetic():

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.epochs import PlateauSchedule
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
 from curatornet_pipeline.core.training import (
-    PlateauSchedule,
     TrainingConfig,
     batch_loss,
     gather_batch,
@@ -156,6 +156,45 @@ def test_training_is_deterministic_on_cpu():
     other_seed = TrainingConfig(**{**FAST, "seed": 12})
     c = train_curatornet(features, train, validation, other_seed, model_config=TOY_MODEL)
     assert not torch.equal(a.model.item_tower[0].weight, c.model.item_tower[0].weight)
+
+
+def test_training_reproduces_the_run_recorded_before_the_epoch_loop_was_shared():
+    """Seed 0, fp32 on the CPU: loss curve, stopping, progress lines and weights as recorded at commit c2b3d6b,
+    when the epoch loop still lived here. (The tolerance only absorbs last-bit differences between CPUs; a
+    change in batch order, schedule or checkpoint choice moves these numbers by far more.)"""
+    features, ts = toy_problem(0, 600)
+    train, validation = ts.subset(np.arange(100, 600)), ts.subset(np.arange(100))
+    config = TrainingConfig(
+        **{**FAST, "precision": "fp32", "max_epochs": 6, "early_stopping_patience": 2, "log_every_batches": 4}
+    )
+    messages: list[str] = []
+    result = train_curatornet(features, train, validation, config, messages.append, TOY_MODEL)
+    np.testing.assert_allclose(
+        result.history["train_loss"], [0.7123349609375, 0.0036994853019714355, 0.003739633798599243], rtol=1e-4
+    )
+    assert result.history["validation_accuracy"].tolist() == [1.0, 1.0, 1.0]
+    assert result.history["learning_rate"].tolist() == [0.01, 0.01, 0.01]
+    assert result.best_epoch == 1
+    np.testing.assert_allclose(
+        result.model.item_tower[0].weight.detach().numpy().ravel()[:3],
+        [-0.048209212720394135, 0.2524507939815521, -0.37076956033706665],
+        rtol=1e-4,
+    )
+    assert [m.split(" (")[0] for m in messages] == [
+        "training CuratorNet on cpu",
+        "epoch 1 batch 4/8 loss 0.0164",
+        "epoch 1 batch 8/8 loss 0.0037",
+        "epoch 1/6 lr 1.00e-02 loss 0.7123 val_acc 1.0000",
+        "epoch 2 batch 4/8 loss 0.0037",
+        "epoch 2 batch 8/8 loss 0.0037",
+        "epoch 2/6 lr 1.00e-02 loss 0.0037 val_acc 1.0000",
+        "epoch 3 batch 4/8 loss 0.0037",
+        "epoch 3 batch 8/8 loss 0.0037",
+        "epoch 3/6 lr 1.00e-02 loss 0.0037 val_acc 1.0000",
+        "stopping: 2 epochs without a better validation accuracy",
+        "best epoch 1 with validation accuracy 1.0000",
+    ]
+    assert messages[3].endswith("triplets/s)")
 
 
 def test_lr_decays_after_patience_with_a_floor_and_best_checkpoint_is_kept():

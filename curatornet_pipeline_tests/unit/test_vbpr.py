@@ -165,6 +165,37 @@ def test_best_validation_epoch_is_kept_and_training_stops_on_a_plateau():
     assert np.array_equal(best_only.model.score(3, np.arange(20)), result.model.score(3, np.arange(20)))
 
 
+def test_vbpr_reproduces_the_run_recorded_before_the_epoch_loop_was_shared():
+    """Seed 0, fp32 on the CPU: loss curve, plateau stop, progress lines and scores as recorded at commit c2b3d6b,
+    when VBPR still had its own epoch loop. (The tolerance only absorbs last-bit differences between CPUs.)"""
+    features, ts, _, _ = preference_problem(5, 1500)
+    train, validation = split(ts, validation=200)
+    config = VBPRConfig(
+        **{**CONFIG.__dict__, "learning_rate": 0.5, "max_epochs": 30, "early_stopping_patience": 3, "precision": "fp32"}
+    )
+    messages: list[str] = []
+    result = train_vbpr(features, train, validation, N_USERS, config, messages.append)
+    history = result.history
+    assert list(history.columns) == ["epoch", "learning_rate", "train_loss", "validation_accuracy", "seconds"]
+    np.testing.assert_allclose(
+        history["train_loss"],
+        [3.434072781375574, 0.051768034662362766, 0.040754657662147496, 0.0420190261507965, 0.07484913419773877],
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(history["validation_accuracy"], np.array([128, 129, 128, 128, 128]) / 129)
+    assert history["learning_rate"].tolist() == [0.5, 0.5, 0.5, 0.5, 0.3]
+    assert result.best_epoch == 2
+    np.testing.assert_allclose(
+        result.model.score(3, np.arange(5)),
+        [-16.566585540771484, -10.728816986083984, -17.45749282836914, -33.44062805175781, -38.383888244628906],
+        rtol=1e-4,
+    )
+    assert [m.split(" lr ")[0] for m in messages[1:]] == [f"VBPR epoch {e}/30" for e in range(1, 6)] + [
+        "stopping: 3 epochs without a better validation accuracy",
+        "VBPR best epoch 2 with validation accuracy 1.0000",
+    ]
+
+
 def test_vbpr_is_deterministic_and_seed_dependent():
     features, ts, _, _ = preference_problem(1, 600)
     train, validation = split(ts, validation=100)
