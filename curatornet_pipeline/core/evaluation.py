@@ -1,6 +1,6 @@
 """The paper's "last basket" evaluation: evaluation users, candidate sets, scorers and metric tables.
 
-Protocol (SPEC 7). Evaluation users are the users with a held-out (test) basket; their profile is their
+Protocol (the paper's last-basket evaluation). Evaluation users are the users with a held-out (test) basket; their profile is their
 training purchases in time order; their ground truth is the items of the held-out basket.
 
 Candidates, protocol "inventory_at_basket_time" (used when the catalogue has upload times): the artworks
