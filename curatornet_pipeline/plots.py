@@ -32,6 +32,31 @@ def bar_chart(
     return _png(fig)
 
 
+def horizontal_bar_chart(
+    labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, highlight: int | None = None
+) -> bytes:
+    """One bar per label, drawn sideways so that any number of long labels stays readable; values at bar ends."""
+    return _png(horizontal_bar_figure(labels, values, title, xlabel, highlight))
+
+
+def horizontal_bar_figure(
+    labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, highlight: int | None = None
+):
+    fig, ax = plt.subplots(figsize=(7.0, 0.38 * len(labels) + 1.3))
+    colors = ["#c44e52" if i == highlight else "#4c72b0" for i in range(len(labels))]
+    drawn = ax.barh(range(len(labels)), values, color=colors)
+    ax.bar_label(drawn, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=8)
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()  # the first label at the top, as in the table
+    upper = max(values, default=1.0)
+    ax.set_xlim(0, upper * 1.15 if upper > 0 else 1.0)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def paired_horizontal_bars(
     bars: Sequence[tuple[str, float, float]],
     series: tuple[str, str],
@@ -71,14 +96,33 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) 
 
 
 def line_chart(
-    x: Sequence[float], series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
 ) -> bytes:
+    """One line per series; ``log_y`` for losses, which fall fast in the first epoch and slowly after."""
+    return _png(line_figure(x, series, title, xlabel, ylabel, log_y))
+
+
+def line_figure(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
+):
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, ys in series.items():
         ax.plot(x, ys, marker="o", label=name)
+    if log_y:
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if len(series) > 1:
         ax.legend(fontsize=8)
-    return _png(fig)
+    return fig

@@ -11,11 +11,12 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots
-from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import image_markdown, plot_key, rounded, table_metadata
 from curatornet_pipeline.core.clustering import DEFAULT_SILHOUETTE_SAMPLE_SIZE, cluster_embeddings
-from curatornet_pipeline.core.device import resolve_device
+from curatornet_pipeline.core.device import DeviceSetting, resolve_device
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
+    check_weights_setting,
     embed_images,
     image_content_hashes,
     load_embeddings_npy,
@@ -23,8 +24,14 @@ from curatornet_pipeline.core.embeddings import (
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.ingest import find_image_files
-from curatornet_pipeline.core.preflight import NPY_NAME, embedding_source, pca_note, resolve_n_clusters
-from curatornet_pipeline.core.precision import resolve_precision
+from curatornet_pipeline.core.precision import PrecisionSetting, resolve_precision
+from curatornet_pipeline.core.preflight import (
+    NPY_NAME,
+    EmbeddingSourceSetting,
+    embedding_source,
+    pca_note,
+    resolve_n_clusters,
+)
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
 
@@ -32,10 +39,11 @@ GROUP = "features"
 
 
 class EmbeddingConfig(dg.Config):
-    source: str = Field(
+    source: EmbeddingSourceSetting = Field(
         default="auto",
         description="'auto' (the folder's resnet_embeddings.npy when present, else the images), 'npy' or 'images'.",
     )
+    # A fixed choice or a file path, so a str: checked before the run writes anything (check_weights_setting).
     weights: str = Field(
         default="auto",
         description="'imagenet', 'random' (seeded init), or a path to a local ResNet50 state_dict file. "
@@ -45,9 +53,9 @@ class EmbeddingConfig(dg.Config):
         default=0, description="Input size after center crop; 0 = 64 for the demo (its native size), 224 otherwise."
     )
     batch_size: int = Field(default=64, description="Images per forward pass.")
-    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    device: DeviceSetting = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
     seed: int = Field(default=0, description="Seed of the random-init weights.")
-    precision: str = Field(
+    precision: PrecisionSetting = Field(
         default="auto",
         description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
         "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
@@ -58,7 +66,7 @@ def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
     # The demo's images are abstract patterns, so ImageNet features add nothing there; everywhere else
     # ImageNet is the method's choice. Either way the choice is explicit in metadata, never a fallback.
     if config.weights != "auto":
-        return config.weights
+        return check_weights_setting(config.weights)
     return "random" if gallery.is_demo else "imagenet"
 
 
@@ -72,7 +80,6 @@ def _resolve_image_size(config: EmbeddingConfig, gallery: GallerySource) -> int:
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    owners=["team:curatornet"],
     deps=["raw_artworks", "source_files"],
     pool="duckdb",
     description=(
@@ -132,7 +139,7 @@ def resnet50_embeddings(
         metadata["image_size"] = image_size
         precision = resolve_precision(config.precision, resolve_device(config.device))
         metadata["precision"] = precision
-        metadata["images_per_second"] = float(len(ids) / max(elapsed, 1e-9))
+        metadata["images_per_second"] = rounded(len(ids) / max(elapsed, 1e-9))
         embedder = {
             "source": "images",
             "weights": weights,
@@ -160,8 +167,8 @@ def resnet50_embeddings(
             {"features.resnet50_embeddings": {"embedding": f"FLOAT[{embeddings.shape[1]}]"}},
         )
         metadata.update(table_metadata(con, "features.resnet50_embeddings"))
-    metadata["seconds"] = float(time.perf_counter() - started)
-    metadata["mean_vector_norm"] = float(np.linalg.norm(embeddings, axis=1).mean())
+    metadata["seconds"] = rounded(time.perf_counter() - started)
+    metadata["mean_vector_norm"] = rounded(np.linalg.norm(embeddings, axis=1).mean())
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -184,7 +191,6 @@ class ClusteringConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"scikitlearn", "duckdb"},
-    owners=["team:curatornet"],
     deps=["resnet50_embeddings"],
     pool="duckdb",
     description=(
@@ -248,14 +254,14 @@ def visual_clusters(
             "n_clusters_note": note or "as configured",
             "chosen_run": int(result.chosen_run),
             "chosen_seed": int(result.run_seeds[result.chosen_run]),
-            "best_silhouette": float(result.silhouettes[result.chosen_run]),
+            "best_silhouette": rounded(result.silhouettes[result.chosen_run]),
             "silhouette_points": int(result.silhouette_points),
-            "silhouette_per_run": dg.MetadataValue.json([round(float(s), 5) for s in result.silhouettes]),
-            "pca_explained_variance": float(result.explained_variance_ratio),
+            "silhouette_per_run": dg.MetadataValue.json([rounded(s) for s in result.silhouettes]),
+            "pca_explained_variance": rounded(result.explained_variance_ratio),
             "cluster_size_min": int(sizes.min()),
             "cluster_size_median": float(np.median(sizes)),
             "cluster_size_max": int(sizes.max()),
-            "silhouette_plot": image_markdown(
+            plot_key("silhouette per k-means run"): image_markdown(
                 plots.bar_chart(
                     [str(s) for s in result.run_seeds],
                     result.silhouettes,
@@ -265,9 +271,9 @@ def visual_clusters(
                 ),
                 "silhouette per run",
             ),
-            "cluster_sizes_plot": image_markdown(
+            plot_key("cluster sizes"): image_markdown(
                 plots.histogram(sizes, "Cluster size distribution", "artworks per cluster"), "cluster sizes"
             ),
-            "seconds": float(time.perf_counter() - started),
+            "seconds": rounded(time.perf_counter() - started),
         }
     )

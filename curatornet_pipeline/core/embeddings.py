@@ -79,12 +79,21 @@ def build_resnet50_backbone(weights: str, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def _resnet50_from_file(path: Path) -> torch.nn.Module:
-    if not path.is_file():
+WEIGHTS_CHOICES = ("auto", "imagenet", "random")
+
+
+def check_weights_setting(weights: str) -> str:
+    """``weights`` when it is a named choice or an existing file, else one sentence saying what it must be."""
+    if weights not in WEIGHTS_CHOICES and not Path(weights).is_file():
         raise WeightsUnavailableError(
-            f"weights must be 'random', 'imagenet' or the path of a local ResNet50 state_dict file; "
-            f"{str(path)!r} is none of these (no such file)."
+            f"weights must be 'auto', 'imagenet', 'random' or the path of a local ResNet50 state_dict file; "
+            f"{weights!r} is none of these (no such file)."
         )
+    return weights
+
+
+def _resnet50_from_file(path: Path) -> torch.nn.Module:
+    check_weights_setting(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
