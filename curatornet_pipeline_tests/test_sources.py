@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curatornet_pipeline.core.embeddings import save_embeddings_npy
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
 from curatornet_pipeline_tests.conftest import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.npy import save_embeddings_npy
 
 INGEST = ["source_files", "raw_artworks", "raw_transactions"]
 THROUGH_SPLIT = [*INGEST, "resnet50_embeddings", "last_basket_split"]

@@ -350,18 +350,6 @@ def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
     return vectors[order]
 
 
-def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray) -> None:
-    """Write ``emb`` (rows aligned with ``artwork_ids``) in UGallery's (N, 2) object-array format."""
-    validate_embedding_matrix(emb, str(path))
-    if len(artwork_ids) != emb.shape[0]:
-        raise ValueError(f"{len(artwork_ids)} ids for {emb.shape[0]} embedding rows")
-    array = np.empty((len(artwork_ids), 2), dtype=object)
-    for i, artwork_id in enumerate(artwork_ids):
-        array[i, 0] = str(artwork_id)
-        array[i, 1] = np.asarray(emb[i], dtype=np.float32)
-    np.save(Path(path), array, allow_pickle=True)
-
-
 def image_content_hashes(paths: Sequence[Path]) -> list[str]:
     """SHA-256 of each file's bytes: the key under which an image's embedding is kept and reused."""
     hashes = []
