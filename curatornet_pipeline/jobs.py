@@ -10,7 +10,8 @@ FULL_REFRESH_JOB = "curatornet_full_refresh"
 
 # The triplets asset has a single-run backfill policy, so one run can materialize all six partitions
 # together with the unpartitioned assets around them. The job carries this range as its own tags, so a
-# launch from the UI (Jobs -> curatornet_full_refresh -> Launchpad -> Launch run) needs nothing added.
+# launch from the UI (Jobs -> curatornet_full_refresh -> Launchpad -> Launch Run -> Confirm "without a
+# partition") needs nothing added.
 # One strategy alone is resampled from the triplets asset's page (Materialize -> one partition), whose run
 # is not this job's and so carries no range.
 ALL_STRATEGIES_TAGS = {
@@ -24,8 +25,9 @@ full_refresh_job = dg.define_asset_job(
     tags=ALL_STRATEGIES_TAGS,
     description="The full retrain, in one run: source files, ingest, split, embeddings and clusters, the triplets "
     f"of all six sampling strategies ({STRATEGIES[0]} to {STRATEGIES[-1]}), every model, the evaluation and the "
-    "serving tables. Launch it as it is: it needs no config and no tags (its own tags cover every strategy). To "
-    "resample one strategy alone, materialize that partition from the triplets asset's page instead.",
+    "serving tables. Launch it as it is: Launchpad -> Launch Run, and Confirm when asked about the partition; it "
+    "needs no config and no tags (its own tags cover every strategy). To resample one strategy alone, "
+    "materialize that partition from the triplets asset's page instead.",
 )
 
 SERVING_REFRESH_JOB = "curatornet_serving_refresh"
