@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # headless: figures are rendered to bytes, never shown
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def _png(fig) -> bytes:
+def to_png(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=90)
@@ -29,19 +30,13 @@ def bar_chart(
     ax.set_xticklabels(labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    return _png(fig)
-
-
-def horizontal_bar_chart(
-    labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, highlight: int | None = None
-) -> bytes:
-    """One bar per label, drawn sideways so that any number of long labels stays readable; values at bar ends."""
-    return _png(horizontal_bar_figure(labels, values, title, xlabel, highlight))
+    return to_png(fig)
 
 
 def horizontal_bar_figure(
     labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, highlight: int | None = None
 ):
+    """One bar per label, drawn sideways so that any number of long labels stays readable; values at bar ends."""
     fig, ax = plt.subplots(figsize=(7.0, 0.38 * len(labels) + 1.3))
     colors = ["#c44e52" if i == highlight else "#4c72b0" for i in range(len(labels))]
     drawn = ax.barh(range(len(labels)), values, color=colors)
@@ -83,7 +78,7 @@ def paired_horizontal_bars(
     ax.set_xlabel(xlabel)
     ax.set_title(f"{title}\n{footnote}" if footnote else title, fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)  # outside the bars and their values
-    return _png(fig)
+    return to_png(fig)
 
 
 def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) -> bytes:
@@ -92,19 +87,7 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 30) 
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
-    return _png(fig)
-
-
-def line_chart(
-    x: Sequence[float],
-    series: Mapping[str, Sequence[float]],
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    log_y: bool = False,
-) -> bytes:
-    """One line per series; ``log_y`` for losses, which fall fast in the first epoch and slowly after."""
-    return _png(line_figure(x, series, title, xlabel, ylabel, log_y))
+    return to_png(fig)
 
 
 def line_figure(
@@ -115,6 +98,7 @@ def line_figure(
     ylabel: str,
     log_y: bool = False,
 ):
+    """One line per series; ``log_y`` for losses, which fall fast in the first epoch and slowly after."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, ys in series.items():
         ax.plot(x, ys, marker="o", label=name)

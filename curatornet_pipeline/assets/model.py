@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -21,8 +22,8 @@ from curatornet_pipeline.assets.metadata import (
     table_key,
     table_metadata,
 )
-from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.device import DeviceSetting
+from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.model import CuratorNetConfig
 from curatornet_pipeline.core.precision import PrecisionSetting
@@ -283,68 +284,75 @@ def _curves_metadata(histories: list[tuple[str, pd.DataFrame]]) -> dict:
     def padded(values: list[float]) -> list[float]:
         return values + [float("nan")] * (len(longest) - len(values))
 
+    losses = plots.line_figure(
+        longest,
+        {m: padded(h["train_loss"].tolist()) for m, h in histories},
+        "Training loss",
+        "epoch",
+        "BPR loss + L2 (log scale)",
+        log_y=True,
+    )
+    accuracies = plots.line_figure(
+        longest,
+        {m: padded(h["validation_accuracy"].tolist()) for m, h in histories},
+        "Validation triplet accuracy",
+        "epoch",
+        "fraction x_ui > x_uj",
+    )
     return {
-        plot_key("loss curve"): image_markdown(
-            plots.line_chart(
-                longest,
-                {m: padded(h["train_loss"].tolist()) for m, h in histories},
-                "Training loss",
-                "epoch",
-                "BPR loss + L2 (log scale)",
-                log_y=True,
-            ),
-            "training loss",
-        ),
-        plot_key("validation accuracy curve"): image_markdown(
-            plots.line_chart(
-                longest,
-                {m: padded(h["validation_accuracy"].tolist()) for m, h in histories},
-                "Validation triplet accuracy",
-                "epoch",
-                "fraction x_ui > x_uj",
-            ),
-            "validation accuracy",
-        ),
+        plot_key("loss curve"): image_markdown(plots.to_png(losses), "training loss"),
+        plot_key("validation accuracy curve"): image_markdown(plots.to_png(accuracies), "validation accuracy"),
     }
 
 
 MODEL_KINDS = {"pytorch", "duckdb"}
 
 
-def curatornet_model_asset(name: str, source: TripletSource, variant: str, description: str) -> dg.AssetsDefinition:
-    """A CuratorNet asset: one model per configured lambda, trained on ``source``'s triplets."""
+def model_asset(
+    name: str,
+    source: TripletSource,
+    variant: str,
+    description: str,
+    config_class: type[TrainingScheduleConfig],
+    train: Callable[..., dg.MaterializeResult],
+    extra_deps: tuple[str, ...] = (),
+) -> dg.AssetsDefinition:
+    """A model asset: one model per configured lambda, trained by ``train`` on ``source``'s triplets."""
 
-    @dg.asset(
+    def _asset(context: dg.AssetExecutionContext, config, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        return train(context, config, duckdb, variant, source)
+
+    # Dagster reads the config schema from the annotation, which differs per model family.
+    _asset.__annotations__["config"] = config_class
+    return dg.asset(
         name=name,
         group_name=GROUP,
         kinds=MODEL_KINDS,
-        deps=[source.asset, "resnet50_embeddings"],
+        deps=[source.asset, "resnet50_embeddings", *extra_deps],
         pool="duckdb",
         description=description,
-    )
-    def _asset(
-        context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
-    ) -> dg.MaterializeResult:
-        return _train_curatornet_variant(context, config, duckdb, variant, source)
-
-    return _asset
+    )(_asset)
 
 
-curatornet_model = curatornet_model_asset(
+curatornet_model = model_asset(
     "curatornet_model",
     SIX_STRATEGY_TRIPLETS,
     SIX_STRATEGIES,
     "CuratorNet trained on the six strategies' triplets, one model per configured L2 lambda: weights (BLOB, "
     "loaded with torch.load(weights_only=True)), config and lineage in model.curatornet_models, epoch history "
     "in model.training_history.",
+    CuratorNetTrainingConfig,
+    _train_curatornet_variant,
 )
 
-curatornet_random_sampling_model = curatornet_model_asset(
+curatornet_random_sampling_model = model_asset(
     "curatornet_random_sampling_model",
     CURATORNET_RANDOM_TRIPLETS,
     RANDOM_SAMPLING,
     "The ablation of the paper's Figure 3: CuratorNet trained on random_triplets' (P_u \\ i, i, j) triplets "
     "instead of the six strategies.",
+    CuratorNetTrainingConfig,
+    _train_curatornet_variant,
 )
 
 
@@ -408,40 +416,28 @@ def _train_vbpr_variant(
     return _store_models(duckdb, VBPR_TABLES, variant, source, model_rows, histories, lineage)
 
 
-def vbpr_model_asset(name: str, source: TripletSource, variant: str, description: str) -> dg.AssetsDefinition:
-    """A VBPR asset: one model per configured lambda, trained on ``source``'s triplets."""
-
-    @dg.asset(
-        name=name,
-        group_name=GROUP,
-        kinds=MODEL_KINDS,
-        deps=[source.asset, "resnet50_embeddings", "last_basket_split"],
-        pool="duckdb",
-        description=description,
-    )
-    def _asset(
-        context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
-    ) -> dg.MaterializeResult:
-        return _train_vbpr_variant(context, config, duckdb, variant, source)
-
-    return _asset
-
-
-vbpr_model = vbpr_model_asset(
+# VBPR's user factors are indexed by split.users, hence the extra dependency on the split.
+vbpr_model = model_asset(
     "vbpr_model",
     VBPR_GUIDED_TRIPLETS,
     STRATEGIES_3_AND_4,
     "VBPR (He & McAuley 2016), our PyTorch implementation, one model per L2 lambda, trained as in the paper on "
     "the triplets of strategies 3 and 4 only (VBPR has no notion of sessions or baskets) until validation "
     "accuracy stops improving (model.vbpr_models, model.vbpr_training_history).",
+    VBPRTrainingConfig,
+    _train_vbpr_variant,
+    ("last_basket_split",),
 )
 
-vbpr_random_sampling_model = vbpr_model_asset(
+vbpr_random_sampling_model = model_asset(
     "vbpr_random_sampling_model",
     VBPR_RANDOM_TRIPLETS,
     RANDOM_SAMPLING,
     "VBPR with random sampling (paper Figure 3): classic BPR triplets (u, i, j), j uniform over the items u never "
     "bought (random_triplets, strategy random_bpr); same lambda grid and stopping rule as vbpr_model.",
+    VBPRTrainingConfig,
+    _train_vbpr_variant,
+    ("last_basket_split",),
 )
 
 
