@@ -465,14 +465,14 @@ def load_vbpr_models(con: duckdb_module.DuckDBPyConnection) -> pd.DataFrame:
         dg.AssetSpec(
             "item_embeddings",
             group_name=GROUP,
-            kinds={"pytorch", "duckdb"},
+            kinds=MODEL_KINDS,
             deps=["curatornet_model", "curatornet_random_sampling_model", "resnet50_embeddings"],
             description="The 200-d CuratorNet item vector of every artwork, per trained model (model.item_embeddings).",
         ),
         dg.AssetSpec(
             "user_vectors",
             group_name=GROUP,
-            kinds={"pytorch", "duckdb"},
+            kinds=MODEL_KINDS,
             deps=["curatornet_model", "curatornet_random_sampling_model", "last_basket_split"],
             description="The 200-d CuratorNet user vector of every evaluation user (training profile), per model.",
         ),
