@@ -2,7 +2,7 @@
 
 Generates the default demo gallery (6,040 artworks) into a temporary folder, embeds every image with the
 demo's settings (seeded random-init ResNet50, 64 px input) and a sample at the standard 224 px input, then
-runs the clustering of SPEC 3 (z-score, PCA 200, k-means k=100 x 20 seeds, best silhouette) on the
+runs the paper's clustering (z-score, PCA 200, k-means k=100 x 20 seeds, best silhouette) on the
 embeddings. Prints JSON, then a markdown table.
 
     python benchmarks/bench_foundation.py [--sample-224 256] [--batch-size 64]

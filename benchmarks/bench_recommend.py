@@ -1,4 +1,4 @@
-"""Cold-start recommendation latency: a 5-artwork profile over a 6,040-artwork catalogue (SPEC 8).
+"""Cold-start recommendation latency: a 5-artwork profile over a 6,040-artwork catalogue.
 
 Each call: id lookup, one user-tower pass over the pooled profile, one matrix-vector product over the
 cached item vectors, top-k selection, DataFrame construction. The model is freshly initialised (latency

@@ -1,4 +1,4 @@
-"""Training-step throughput: deduplicated batch loss vs the naive per-slot reference (SPEC 8).
+"""Training-step throughput: deduplicated batch loss vs the naive per-slot reference.
 
 Synthetic data shaped like the paper's default scale: 6,040 artworks, 2,378 users whose purchase
 histories follow the UGallery statistics (64% single-session users, ~1.3 items per basket, histories

@@ -10,13 +10,17 @@ import dagster as dg
 from pydantic import Field
 
 from curatornet_pipeline.core.clustering import DEFAULT_SILHOUETTE_SAMPLE_SIZE
+from curatornet_pipeline.core.device import DeviceSetting
+from curatornet_pipeline.core.precision import PrecisionSetting
+from curatornet_pipeline.core.preflight import EmbeddingSourceSetting
 
 
 class EmbeddingConfig(dg.Config):
-    source: str = Field(
+    source: EmbeddingSourceSetting = Field(
         default="auto",
         description="'auto' (the folder's resnet_embeddings.npy when present, else the images), 'npy' or 'images'.",
     )
+    # A fixed choice or a file path, so a str: checked before the run writes anything (check_weights_setting).
     weights: str = Field(
         default="auto",
         description="'imagenet', 'random' (seeded init), or a path to a local ResNet50 state_dict file. "
@@ -26,9 +30,9 @@ class EmbeddingConfig(dg.Config):
         default=0, description="Input size after center crop; 0 = 64 for the demo (its native size), 224 otherwise."
     )
     batch_size: int = Field(default=64, description="Images per forward pass.")
-    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    device: DeviceSetting = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
     seed: int = Field(default=0, description="Seed of the random-init weights.")
-    precision: str = Field(
+    precision: PrecisionSetting = Field(
         default="auto",
         description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
         "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",

@@ -133,6 +133,3 @@ def is_damage(error: BaseException) -> bool:
     """Whether a DuckDB error raised mid-query means blocks are missing from the file."""
     return isinstance(error, duckdb.IOException) and "Could not read enough bytes" in str(error)
 
-
-def damage_error(path: Path, error: BaseException) -> DatabaseFileError:
-    return DatabaseFileError(f"{path} is damaged ({_first_line(error)}); {_recovery_hint(path)}")

@@ -9,8 +9,11 @@ from curatornet_pipeline.core.sampling import STRATEGIES
 FULL_REFRESH_JOB = "curatornet_full_refresh"
 
 # The triplets asset has a single-run backfill policy, so one run can materialize all six partitions
-# together with the unpartitioned assets around them. The tags go on each run request (schedule, sensor,
-# `curatornet materialize`) rather than on the job, so the job can still run one partition alone.
+# together with the unpartitioned assets around them. The job carries this range as its own tags, so a
+# launch from the UI (Jobs -> curatornet_full_refresh -> Launchpad -> Launch Run -> Confirm "without a
+# partition") needs nothing added.
+# One strategy alone is resampled from the triplets asset's page (Materialize -> one partition), whose run
+# is not this job's and so carries no range.
 ALL_STRATEGIES_TAGS = {
     "dagster/asset_partition_range_start": STRATEGIES[0],
     "dagster/asset_partition_range_end": STRATEGIES[-1],
@@ -19,9 +22,12 @@ ALL_STRATEGIES_TAGS = {
 full_refresh_job = dg.define_asset_job(
     FULL_REFRESH_JOB,
     selection=dg.AssetSelection.all(),
-    description="Refresh everything downstream of the source data: ingest, split, clusters, triplets, training, "
-    "embeddings, evaluation. Launch it with the ALL_STRATEGIES_TAGS range tags to cover all six triplet "
-    "partitions in one run, or with a partition key to resample one strategy.",
+    tags=ALL_STRATEGIES_TAGS,
+    description="The full retrain, in one run: source files, ingest, split, embeddings and clusters, the triplets "
+    f"of all six sampling strategies ({STRATEGIES[0]} to {STRATEGIES[-1]}), every model, the evaluation and the "
+    "serving tables. Launch it as it is: Launchpad -> Launch Run, and Confirm when asked about the partition; it "
+    "needs no config and no tags (its own tags cover every strategy). To resample one strategy alone, "
+    "materialize that partition from the triplets asset's page instead.",
 )
 
 SERVING_REFRESH_JOB = "curatornet_serving_refresh"

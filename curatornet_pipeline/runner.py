@@ -8,7 +8,7 @@ import dagster as dg
 
 from curatornet_pipeline import pool_wait  # noqa: F401  (in-process runs wait for pool slots responsively)
 from curatornet_pipeline.instance_health import release_dead_runs, this_process_tags
-from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB, SERVING_REFRESH_JOB
+from curatornet_pipeline.jobs import FULL_REFRESH_JOB, SERVING_REFRESH_JOB
 
 
 def _execute_job(
@@ -19,7 +19,6 @@ def _execute_job(
     run_config: Mapping | None,
     raise_on_error: bool,
     report: Callable[[str], None] | None,
-    tags: Mapping[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Run ``job_name`` in this process after clearing runs whose process died (their pool slots freed).
 
@@ -33,7 +32,7 @@ def _execute_job(
     result = job.execute_in_process(
         instance=instance,
         run_config=dict(run_config or {}),
-        tags={**(tags or {}), **this_process_tags()},
+        tags=this_process_tags(),
         raise_on_error=raise_on_error,
     )
     if instance is not None and instance.event_log_storage.supports_global_concurrency_limits:
@@ -50,15 +49,12 @@ def materialize_everything(
     raise_on_error: bool = True,
     report: Callable[[str], None] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Run the full-refresh job (every asset, every check, all six triplet partitions) in this process."""
+    """Run the full-refresh job (every asset, every check, all six triplet partitions) in this process.
+
+    The job's own tags carry the six-partition range, as they do for a launch from the UI.
+    """
     return _execute_job(
-        defs,
-        FULL_REFRESH_JOB,
-        instance=instance,
-        run_config=run_config,
-        raise_on_error=raise_on_error,
-        report=report,
-        tags=ALL_STRATEGIES_TAGS,
+        defs, FULL_REFRESH_JOB, instance=instance, run_config=run_config, raise_on_error=raise_on_error, report=report
     )
 
 

@@ -10,7 +10,15 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots, tables
-from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import (
+    frame_markdown,
+    image_markdown,
+    picture_key,
+    plot_key,
+    rounded,
+    table_key,
+    table_metadata,
+)
 from curatornet_pipeline.core.evaluation import (
     MOST_POPULAR_METHOD,
     RANDOM_SAMPLING_METHOD,
@@ -78,7 +86,6 @@ EVALUATION_DEPS = [
             "recommendations",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=["team:curatornet"],
             deps=EVALUATION_DEPS,
             description="Top-100 artworks per evaluation user and method, with scores and hits "
             f"({tables.RECOMMENDATIONS}).",
@@ -87,9 +94,9 @@ EVALUATION_DEPS = [
             "per_user_metrics",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=["team:curatornet"],
             deps=EVALUATION_DEPS,
-            description="AUC, P/R/nDCG at 20 and 100 per (method, evaluation user), last-basket protocol (SPEC 7).",
+            description="AUC, P/R/nDCG at 20 and 100 per (method, evaluation user): each user's last basket is held "
+            "out and ranked among the artworks on sale at that time.",
         ),
     ],
     pool="duckdb",
@@ -136,24 +143,23 @@ def evaluate(context: dg.AssetExecutionContext, config: EvaluationConfig, duckdb
     recommendations.insert(
         3, "artwork_id", artworks["artwork_id"].to_numpy()[recommendations["artwork_idx"].to_numpy()]
     )
-    per_user["protocol"] = users[0].protocol if users else ""
+    protocol = users[0].protocol
+    per_user["protocol"] = protocol
     with duckdb.get_connection() as con:
         replace_tables(con, {tables.RECOMMENDATIONS: recommendations, tables.PER_USER_METRICS: per_user})
         rec_meta = table_metadata(con, tables.RECOMMENDATIONS)
         metric_meta = table_metadata(con, tables.PER_USER_METRICS)
     seconds = time.perf_counter() - started
-    protocol = users[0].protocol if users else "no evaluation users"
     yield dg.MaterializeResult(asset_key="recommendations", metadata={**rec_meta, "methods": list(scorers)})
     yield dg.MaterializeResult(
         asset_key="per_user_metrics",
-        metadata={**metric_meta, "n_users": len(users), "protocol": protocol, "seconds": float(seconds)},
+        metadata={**metric_meta, "n_users": len(users), "protocol": protocol, "seconds": rounded(seconds)},
     )
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb", "pandas"},
-    owners=["team:curatornet"],
     deps=["per_user_metrics"],
     pool="duckdb",
     description=(
@@ -165,6 +171,7 @@ def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
     with duckdb.get_connection() as con:
         require_table(con, tables.PER_USER_METRICS)
         per_user = read_frame(con, f"SELECT * FROM {tables.PER_USER_METRICS}")
+        chosen_model = serving_model(con)
     table = aggregate_table(per_user)
     tests = pd.concat(
         [paired_t_tests(per_user, metric).assign(metric=metric) for metric in ("auc", "ndcg_at_20", "recall_at_20")],
@@ -176,20 +183,39 @@ def metric_table(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> d
     side_by_side = side_by_side_markdown(table)
     context.log.info("metrics (ours / paper; the demo gallery is synthetic, so numbers differ):\n" + side_by_side)
     auc_tests = tests[tests["metric"] == "auc"]
+    methods = table["method"].tolist()
+    # The key figures, charted over time by the UI: the CuratorNet that serving uses (best validation accuracy).
+    curatornet = model_label("CuratorNet", chosen_model.variant, chosen_model.l2_lambda)
+    figures = {}
+    if curatornet in methods:
+        ours = table.set_index("method").loc[curatornet]
+        figures = {
+            "curatornet_method": curatornet,
+            "curatornet_auc": rounded(ours["auc"]),
+            "curatornet_ndcg_at_20": rounded(ours["ndcg_at_20"]),
+            "curatornet_recall_at_20": rounded(ours["recall_at_20"]),
+        }
+    else:
+        context.log.warning(f"{curatornet} (the serving model) is not in the metric table: re-materialize evaluate")
+    auc_chart = plots.horizontal_bar_figure(
+        methods,
+        table["auc"].tolist(),
+        "AUC by method (the serving CuratorNet in red)",
+        "AUC",
+        highlight=methods.index(curatornet) if curatornet in methods else None,
+    )
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "metric_table": frame_markdown(table),
-            "ours_vs_paper": dg.MetadataValue.md(
+            **figures,
+            "n_users": int(table["n_users"].max()),
+            table_key("metric table"): frame_markdown(table),
+            table_key("ours vs paper"): dg.MetadataValue.md(
                 "Ours / the paper's Table 2. On the synthetic demo gallery the numbers are not the paper's: "
                 "only their ordering is comparable.\n\n" + side_by_side
             ),
-            "auc_by_method": image_markdown(
-                plots.bar_chart(table["method"].tolist(), table["auc"].tolist(), "AUC by method", "AUC"),
-                "AUC by method",
-            ),
-            "auc_t_tests": frame_markdown(auc_tests.drop(columns=["metric"])),
-            "n_users": int(table["n_users"].max()) if len(table) else 0,
+            plot_key("AUC by method"): image_markdown(plots.to_png(auc_chart), "AUC by method"),
+            table_key("AUC t-tests"): frame_markdown(auc_tests.drop(columns=["metric"])),
         }
     )
 
@@ -224,7 +250,6 @@ def _figure_3_methods(con) -> tuple[dict[str, tuple[str, str]], pd.DataFrame]:
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb", "pandas"},
-    owners=["team:curatornet"],
     deps=[
         "per_user_metrics",
         "metric_table",
@@ -259,18 +284,24 @@ def figure_3(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Ma
         f"{row.model}: p = {row.p_value:.2g} (paper {row.paper_p_value:.2g})" for row in table.itertuples()
     )
     context.log.info(f"Figure 3: {p_values}")
+    figures = {}
+    for row in table.itertuples():
+        prefix = row.model.lower()
+        figures[f"{prefix}_guided_auc"] = rounded(row.guided_auc)
+        figures[f"{prefix}_random_sampling_auc"] = rounded(row.random_auc)
+        figures[f"{prefix}_p_value"] = rounded(row.p_value, 2)
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "figure_3": frame_markdown(table),
-            "chart": image_markdown(
+            **figures,
+            table_key("Figure 3"): frame_markdown(table),
+            plot_key("Figure 3"): image_markdown(
                 plots.paired_horizontal_bars(
                     bars, ("ours", "paper"), "Figure 3: guided vs random sampling (AUC)", "AUC", footnote=p_values
                 ),
                 "Figure 3",
             ),
-            "selected_by_validation_accuracy": frame_markdown(chosen),
-            "p_values": dg.MetadataValue.json({row.model: float(row.p_value) for row in table.itertuples()}),
+            table_key("selected by validation accuracy"): frame_markdown(chosen),
         }
     )
 
@@ -283,7 +314,6 @@ class GalleryConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"pillow", "duckdb"},
-    owners=["team:curatornet"],
     deps=["recommendations", "metric_table", "last_basket_split", "source_files"],
     pool="duckdb",
     description=(
@@ -348,6 +378,6 @@ def recommendation_gallery(
         sheet.save(path)
         buffer = io.BytesIO()
         sheet.save(buffer, format="PNG")
-        metadata[f"user_{n + 1}"] = image_markdown(buffer.getvalue(), f"recommendations for {user_id}")
+        metadata[picture_key(f"user {n + 1}")] = image_markdown(buffer.getvalue(), f"recommendations for {user_id}")
     context.log.info(f"wrote {len(chosen)} pictures to {out_dir}")
     return dg.MaterializeResult(metadata={**metadata, "n_pictures": len(chosen)})

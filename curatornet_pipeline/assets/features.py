@@ -8,12 +8,13 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline import plots, tables
-from curatornet_pipeline.assets.metadata import image_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import image_markdown, plot_key, rounded, table_metadata
 from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
 from curatornet_pipeline.core.clustering import cluster_embeddings
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
+    check_weights_setting,
     embed_images,
     image_content_hashes,
     load_embeddings_npy,
@@ -21,8 +22,13 @@ from curatornet_pipeline.core.embeddings import (
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.ingest import find_image_files
-from curatornet_pipeline.core.preflight import NPY_NAME, embedding_source, pca_note, resolve_n_clusters
 from curatornet_pipeline.core.precision import resolve_precision
+from curatornet_pipeline.core.preflight import (
+    NPY_NAME,
+    embedding_source,
+    pca_note,
+    resolve_n_clusters,
+)
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, vector_column
 
@@ -33,7 +39,7 @@ def _resolve_weights(config: EmbeddingConfig, gallery: GallerySource) -> str:
     # The demo's images are abstract patterns, so ImageNet features add nothing there; everywhere else
     # ImageNet is the method's choice. Either way the choice is explicit in metadata, never a fallback.
     if config.weights != "auto":
-        return config.weights
+        return check_weights_setting(config.weights)
     return "random" if gallery.is_demo else "imagenet"
 
 
@@ -47,7 +53,6 @@ def _resolve_image_size(config: EmbeddingConfig, gallery: GallerySource) -> int:
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    owners=["team:curatornet"],
     deps=["raw_artworks", "source_files"],
     pool="duckdb",
     description=(
@@ -107,7 +112,7 @@ def resnet50_embeddings(
         metadata["image_size"] = image_size
         precision = resolve_precision(config.precision, resolve_device(config.device))
         metadata["precision"] = precision
-        metadata["images_per_second"] = float(len(ids) / max(elapsed, 1e-9))
+        metadata["images_per_second"] = rounded(len(ids) / max(elapsed, 1e-9))
         embedder = {
             "source": "images",
             "weights": weights,
@@ -131,15 +136,14 @@ def resnet50_embeddings(
     with duckdb.get_connection() as con:
         replace_tables(con, {tables.RESNET50_EMBEDDINGS: frame})
         metadata.update(table_metadata(con, tables.RESNET50_EMBEDDINGS))
-    metadata["seconds"] = float(time.perf_counter() - started)
-    metadata["mean_vector_norm"] = float(np.linalg.norm(embeddings, axis=1).mean())
+    metadata["seconds"] = rounded(time.perf_counter() - started)
+    metadata["mean_vector_norm"] = rounded(np.linalg.norm(embeddings, axis=1).mean())
     return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"scikitlearn", "duckdb"},
-    owners=["team:curatornet"],
     deps=["resnet50_embeddings"],
     pool="duckdb",
     description=(
@@ -205,14 +209,14 @@ def visual_clusters(
             "n_clusters_note": note or "as configured",
             "chosen_run": int(result.chosen_run),
             "chosen_seed": int(result.run_seeds[result.chosen_run]),
-            "best_silhouette": float(result.silhouettes[result.chosen_run]),
+            "best_silhouette": rounded(result.silhouettes[result.chosen_run]),
             "silhouette_points": int(result.silhouette_points),
-            "silhouette_per_run": dg.MetadataValue.json([round(float(s), 5) for s in result.silhouettes]),
-            "pca_explained_variance": float(result.explained_variance_ratio),
+            "silhouette_per_run": dg.MetadataValue.json([rounded(s) for s in result.silhouettes]),
+            "pca_explained_variance": rounded(result.explained_variance_ratio),
             "cluster_size_min": int(sizes.min()),
             "cluster_size_median": float(np.median(sizes)),
             "cluster_size_max": int(sizes.max()),
-            "silhouette_plot": image_markdown(
+            plot_key("silhouette per k-means run"): image_markdown(
                 plots.bar_chart(
                     [str(s) for s in result.run_seeds],
                     result.silhouettes,
@@ -222,9 +226,9 @@ def visual_clusters(
                 ),
                 "silhouette per run",
             ),
-            "cluster_sizes_plot": image_markdown(
+            plot_key("cluster sizes"): image_markdown(
                 plots.histogram(sizes, "Cluster size distribution", "artworks per cluster"), "cluster sizes"
             ),
-            "seconds": float(time.perf_counter() - started),
+            "seconds": rounded(time.perf_counter() - started),
         }
     )

@@ -8,7 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline import tables
-from curatornet_pipeline.assets.metadata import frame_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import frame_markdown, table_key, table_metadata
 from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
 from curatornet_pipeline.core.fingerprint import source_fingerprint
 from curatornet_pipeline.core.ingest import detect_source_format, read_source
@@ -39,6 +39,7 @@ def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
         n_clusters=clustering.n_clusters,
         pca_components=clustering.pca_components,
         embeddings=embedding_source(folder, embedding.source) if runs("resnet50_embeddings") else None,
+        weights=embedding.weights,
         evaluate=runs("per_user_metrics"),
     )
 
@@ -50,7 +51,6 @@ def _combined_fingerprint(prints: dict[str, str]) -> str:
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "file"},
-    owners=["team:curatornet"],
     pool="duckdb",
     description=(
         "The input files. With CURATORNET_SOURCE=demo (default) this generates the seeded synthetic gallery "
@@ -79,7 +79,7 @@ def source_files(
         context.log.info("demo gallery statistics (generated vs the paper's UGallery):\n" + markdown_table(comparison))
         with duckdb.get_connection() as con:
             replace_tables(con, {tables.DEMO_GALLERY_STATS: comparison.astype({"generated": float, "paper": float})})
-        metadata["generated_vs_paper"] = frame_markdown(comparison)
+        metadata[table_key("generated vs paper")] = frame_markdown(comparison)
         metadata["note"] = (
             "Synthetic demo gallery: its statistics mimic the paper's dataset, its results are not the paper's."
         )
@@ -95,7 +95,6 @@ def source_files(
             "raw_artworks",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=["team:curatornet"],
             deps=["source_files"],
             description="One row per artwork with its canonical index (artworks sorted by id), artist and upload time.",
         ),
@@ -103,7 +102,6 @@ def source_files(
             "raw_transactions",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=["team:curatornet"],
             deps=["source_files"],
             description="One row per purchased artwork: user, basket id, purchase timestamp, artwork id and index.",
         ),

@@ -2,6 +2,8 @@
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -10,9 +12,18 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots, tables
-from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import (
+    frame_markdown,
+    image_markdown,
+    plot_key,
+    rounded,
+    table_key,
+    table_metadata,
+)
+from curatornet_pipeline.core.device import DeviceSetting
 from curatornet_pipeline.core.evaluation import evaluation_users, format_lambda
 from curatornet_pipeline.core.model import CuratorNetConfig
+from curatornet_pipeline.core.precision import PrecisionSetting
 from curatornet_pipeline.core.training import TrainingConfig, model_from_bytes, model_to_bytes, train_curatornet
 from curatornet_pipeline.core.vbpr import VBPRConfig, train_vbpr
 from curatornet_pipeline.readers import (
@@ -29,19 +40,24 @@ from curatornet_pipeline.storage import replace_partitions, replace_tables, requ
 from curatornet_pipeline.tables import RANDOM_SAMPLING, SIX_STRATEGIES, STRATEGIES_3_AND_4
 
 GROUP = "model"
+
+
 def check_lambda_grid(l2_lambdas: list[float]) -> None:
     labels = [format_lambda(l2) for l2 in l2_lambdas]
     if not labels or len(set(labels)) != len(labels) or min(l2_lambdas) < 0:
         raise ValueError(f"l2_lambdas must be a non-empty list of distinct values >= 0, got {l2_lambdas}")
 
 
-class CuratorNetTrainingConfig(dg.Config):
+class TrainingScheduleConfig(dg.Config):
+    """What CuratorNet and VBPR training share: the lambda grid, the schedule, the stopping rule, the device."""
+
     l2_lambdas: list[float] = Field(
         default=[1e-4],
-        description="One model per lambda. The paper's grid is [0, 1e-4, 1e-3, 1e-2] (best: 1e-4).",
+        description="One model per lambda. The paper's grid is [0, 1e-4, 1e-3, 1e-2] (best for CuratorNet: 1e-4); "
+        "the best by validation accuracy is the one Figure 3 shows.",
     )
     learning_rate: float = Field(
-        default=1e-3, description="Initial Adam learning rate (the authors: 1e-4 with 10M triplets)."
+        default=1e-3, description="Initial Adam learning rate (the authors' CuratorNet: 1e-4 with 10M triplets)."
     )
     lr_decay: float = Field(
         default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy."
@@ -56,14 +72,17 @@ class CuratorNetTrainingConfig(dg.Config):
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
-    user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
-    device: str = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
-    precision: str = Field(
+    device: DeviceSetting = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
+    precision: PrecisionSetting = Field(
         default="auto",
         description="Forward-pass precision: 'auto' (bf16 autocast on a GPU or a CPU with native bf16, else fp32; "
         "CURATORNET_PRECISION overrides), 'fp32' or 'bf16'.",
     )
+
+
+class CuratorNetTrainingConfig(TrainingScheduleConfig):
+    user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
 
     def training_config(self, l2_lambda: float) -> TrainingConfig:
         return TrainingConfig(
@@ -83,7 +102,7 @@ class CuratorNetTrainingConfig(dg.Config):
 
 def _upstream_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
     """Run id and time of the materializations this model was trained from."""
-    lineage: dict = {"run_id": context.run_id}
+    lineage: dict = {"run_id": context.run.run_id}
     for key in keys:
         event = context.instance.get_latest_materialization_event(dg.AssetKey(key))
         if event is not None:
@@ -94,7 +113,7 @@ def _upstream_lineage(context: dg.AssetExecutionContext, keys: list[str]) -> dic
     return lineage
 
 
-def _train_variant(
+def _train_curatornet_variant(
     context: dg.AssetExecutionContext,
     config: CuratorNetTrainingConfig,
     duckdb: DuckDBResource,
@@ -108,7 +127,7 @@ def _train_variant(
         train, validation = source.read(con, "train"), source.read(con, "validation")
     model_config = CuratorNetConfig(input_dim=features.shape[1], user_dims=tuple(config.user_dims))
     lineage = _upstream_lineage(context, [source.asset, "resnet50_embeddings"])
-    model_rows, history_rows, summary = [], [], []
+    model_rows, histories = [], []
     for l2_lambda in config.l2_lambdas:
         model_id = f"curatornet_{variant}_lambda_{format_lambda(l2_lambda)}"
         context.log.info(f"training {model_id} on {len(train)} triplets ({len(validation)} validation)")
@@ -121,7 +140,7 @@ def _train_variant(
             {
                 "model_id": model_id,
                 "variant": variant,
-                "run_id": context.run_id,
+                "run_id": context.run.run_id,
                 "l2_lambda": float(l2_lambda),
                 "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
                 "best_epoch": int(result.best_epoch),
@@ -143,119 +162,138 @@ def _train_variant(
                 "weights": model_to_bytes(result.model, training_config),
             }
         )
-        history_rows.append(result.history.assign(model_id=model_id, variant=variant))
-        summary.append((model_id, result.history))
+        histories.append((model_id, result.history))
+    return _store_models(duckdb, CURATORNET_TABLES, variant, source, model_rows, histories, lineage)
+
+
+@dataclass(frozen=True)
+class ModelTables:
+    """Where one model family keeps its models (one row per model) and their epoch histories."""
+
+    models: tables.Table
+    history: tables.Table
+
+
+CURATORNET_TABLES = ModelTables(tables.CURATORNET_MODELS, tables.TRAINING_HISTORY)
+VBPR_TABLES = ModelTables(tables.VBPR_MODELS, tables.VBPR_TRAINING_HISTORY)
+
+
+def _store_models(
+    duckdb: DuckDBResource,
+    family: ModelTables,
+    variant: str,
+    source: TripletSource,
+    model_rows: list[dict],
+    histories: list[tuple[str, pd.DataFrame]],
+    lineage: dict,
+) -> dg.MaterializeResult:
+    """Swap this variant's models and histories in, and describe them: the best model's figures, the curves."""
     models = pd.DataFrame(model_rows)
-    history = pd.concat(history_rows, ignore_index=True)
+    history = pd.concat([h.assign(model_id=m, variant=variant) for m, h in histories], ignore_index=True)
     with duckdb.get_connection() as con:
-        replace_partitions(
-            con, {tables.CURATORNET_MODELS: models, tables.TRAINING_HISTORY: history}, key_values=[variant]
-        )
-        metadata = table_metadata(con, tables.CURATORNET_MODELS)
+        replace_partitions(con, {family.models: models, family.history: history}, key_values=[variant])
+        # The models table holds the other variant's models too: the row count is this asset's own.
+        metadata = table_metadata(con, family.models, row_count=len(models))
+    # The model Figure 3 and serving would pick: best validation accuracy, ties to the smaller lambda.
+    best = models.sort_values(["validation_accuracy", "l2_lambda"], ascending=[False, True]).iloc[0]
     return dg.MaterializeResult(
         metadata={
             **metadata,
-            "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
-            **_curves_metadata(summary),
+            "best_model": str(best["model_id"]),
+            "best_validation_accuracy": rounded(best["validation_accuracy"]),
+            "best_epoch": int(best["best_epoch"]),
+            "n_train_triplets": int(best["n_train_triplets"]),
+            "training_seconds": rounded(models["training_seconds"].sum()),
+            table_key("models"): frame_markdown(models.drop(columns=["weights", "config", "lineage", "run_id"])),
+            **_curves_metadata(histories),
             "strategies": list(source.strategies),
             "lineage": dg.MetadataValue.json(lineage),
         }
     )
 
 
-def _curves_metadata(summary: list[tuple[str, pd.DataFrame]]) -> dict:
-    """Loss and validation-accuracy curves, one line per model (models may stop after different epochs)."""
-    longest = max((h for _, h in summary), key=len)["epoch"].tolist()
+def _curves_metadata(histories: list[tuple[str, pd.DataFrame]]) -> dict:
+    """Loss (log scale) and validation-accuracy curves, one line per model (models may stop at different epochs)."""
+    longest = max((h for _, h in histories), key=len)["epoch"].tolist()
 
     def padded(values: list[float]) -> list[float]:
         return values + [float("nan")] * (len(longest) - len(values))
 
+    losses = plots.line_figure(
+        longest,
+        {m: padded(h["train_loss"].tolist()) for m, h in histories},
+        "Training loss",
+        "epoch",
+        "BPR loss + L2 (log scale)",
+        log_y=True,
+    )
+    accuracies = plots.line_figure(
+        longest,
+        {m: padded(h["validation_accuracy"].tolist()) for m, h in histories},
+        "Validation triplet accuracy",
+        "epoch",
+        "fraction x_ui > x_uj",
+    )
     return {
-        "loss_curve": image_markdown(
-            plots.line_chart(
-                longest, {m: padded(h["train_loss"].tolist()) for m, h in summary}, "Training loss", "epoch",
-                "BPR loss + L2",
-            ),
-            "training loss",
-        ),
-        "validation_accuracy_curve": image_markdown(
-            plots.line_chart(
-                longest,
-                {m: padded(h["validation_accuracy"].tolist()) for m, h in summary},
-                "Validation triplet accuracy",
-                "epoch",
-                "fraction x_ui > x_uj",
-            ),
-            "validation accuracy",
-        ),
+        plot_key("loss curve"): image_markdown(plots.to_png(losses), "training loss"),
+        plot_key("validation accuracy curve"): image_markdown(plots.to_png(accuracies), "validation accuracy"),
     }
 
 
 MODEL_KINDS = {"pytorch", "duckdb"}
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds=MODEL_KINDS,
-    owners=["team:curatornet"],
-    deps=["training_triplets", "resnet50_embeddings"],
-    pool="duckdb",
-    description=(
-        "CuratorNet trained on the six strategies' triplets, one model per configured L2 lambda: weights (BLOB, "
-        f"loaded with torch.load(weights_only=True)), config and lineage in {tables.CURATORNET_MODELS}, epoch history "
-        f"in {tables.TRAINING_HISTORY}."
-    ),
+def model_asset(
+    name: str,
+    source: TripletSource,
+    variant: str,
+    description: str,
+    config_class: type[TrainingScheduleConfig],
+    train: Callable[..., dg.MaterializeResult],
+    extra_deps: tuple[str, ...] = (),
+) -> dg.AssetsDefinition:
+    """A model asset: one model per configured lambda, trained by ``train`` on ``source``'s triplets."""
+
+    def _asset(context: dg.AssetExecutionContext, config, duckdb: DuckDBResource) -> dg.MaterializeResult:
+        return train(context, config, duckdb, variant, source)
+
+    # Dagster reads the config schema from the annotation, which differs per model family.
+    _asset.__annotations__["config"] = config_class
+    return dg.asset(
+        name=name,
+        group_name=GROUP,
+        kinds=MODEL_KINDS,
+        deps=[source.asset, "resnet50_embeddings", *extra_deps],
+        pool="duckdb",
+        description=description,
+    )(_asset)
+
+
+curatornet_model = model_asset(
+    "curatornet_model",
+    SIX_STRATEGY_TRIPLETS,
+    SIX_STRATEGIES,
+    "CuratorNet trained on the six strategies' triplets, one model per configured L2 lambda: weights (BLOB, "
+    f"loaded with torch.load(weights_only=True)), config and lineage in {tables.CURATORNET_MODELS}, epoch history "
+    f"in {tables.TRAINING_HISTORY}.",
+    CuratorNetTrainingConfig,
+    _train_curatornet_variant,
 )
-def curatornet_model(
-    context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return _train_variant(context, config, duckdb, SIX_STRATEGIES, SIX_STRATEGY_TRIPLETS)
 
-
-@dg.asset(
-    group_name=GROUP,
-    kinds=MODEL_KINDS,
-    owners=["team:curatornet"],
-    deps=["random_triplets", "resnet50_embeddings"],
-    pool="duckdb",
-    description=(
-        "The ablation of the paper's Figure 3: CuratorNet trained on random_triplets' (P_u \\ i, i, j) triplets "
-        "instead of the six strategies."
-    ),
+curatornet_random_sampling_model = model_asset(
+    "curatornet_random_sampling_model",
+    CURATORNET_RANDOM_TRIPLETS,
+    RANDOM_SAMPLING,
+    "The ablation of the paper's Figure 3: CuratorNet trained on random_triplets' (P_u \\ i, i, j) triplets "
+    "instead of the six strategies.",
+    CuratorNetTrainingConfig,
+    _train_curatornet_variant,
 )
-def curatornet_random_sampling_model(
-    context: dg.AssetExecutionContext, config: CuratorNetTrainingConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return _train_variant(context, config, duckdb, RANDOM_SAMPLING, CURATORNET_RANDOM_TRIPLETS)
 
 
-class VBPRTrainingConfig(dg.Config):
+class VBPRTrainingConfig(TrainingScheduleConfig):
     latent_dim: int = Field(default=100, description="Latent user/item factors (the authors: 200 dims in total).")
     visual_dim: int = Field(default=100, description="Visual user factors on the learned projection of the features.")
-    l2_lambdas: list[float] = Field(
-        default=[1e-4],
-        description="One model per lambda, like CuratorNet's grid; the paper's grid is [0, 1e-4, 1e-3, 1e-2]. "
-        "The best by validation accuracy is the one Figure 3 shows.",
-    )
-    learning_rate: float = Field(default=1e-3, description="Initial Adam learning rate.")
-    lr_decay: float = Field(
-        default=0.6, description="Factor applied after lr_patience epochs without a better validation accuracy."
-    )
-    lr_patience: int = Field(default=2, description="Epochs without improvement before the learning rate decays.")
-    min_learning_rate: float = Field(default=1e-6, description="Floor of the learning rate.")
-    max_epochs: int = Field(
-        default=25, description="At most this many epochs; the best one by validation accuracy is kept."
-    )
-    early_stopping_patience: int = Field(
-        default=3,
-        description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
-    )
-    batch_size: int = Field(default=4096, description="Triplets per batch.")
-    seed: int = Field(default=0, description="Seed.")
-    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
-    precision: str = Field(
-        default="auto", description="Forward-pass precision: 'auto', 'fp32' or 'bf16' (as for CuratorNet)."
-    )
 
     def vbpr_config(self, l2_lambda: float) -> VBPRConfig:
         fields = self.model_dump(exclude={"l2_lambdas"})
@@ -277,7 +315,7 @@ def _train_vbpr_variant(
         train, validation = source.read(con, "train"), source.read(con, "validation")
         n_users = int(con.execute(f"SELECT count(*) FROM {tables.USERS}").fetchone()[0])
     lineage = _upstream_lineage(context, [source.asset, "resnet50_embeddings"])
-    model_rows, history_rows, summary = [], [], []
+    model_rows, histories = [], []
     for l2_lambda in config.l2_lambdas:
         model_id = f"vbpr_{variant}_lambda_{format_lambda(l2_lambda)}"
         context.log.info(f"training {model_id} on {len(train)} triplets of {', '.join(source.strategies)}")
@@ -287,7 +325,7 @@ def _train_vbpr_variant(
             {
                 "model_id": model_id,
                 "variant": variant,
-                "run_id": context.run_id,
+                "run_id": context.run.run_id,
                 "l2_lambda": float(l2_lambda),
                 "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
                 "best_epoch": int(result.best_epoch),
@@ -309,60 +347,33 @@ def _train_vbpr_variant(
                 "weights": result.model.to_bytes(),
             }
         )
-        history_rows.append(result.history.assign(model_id=model_id, variant=variant))
-        summary.append((model_id, result.history))
-    models = pd.DataFrame(model_rows)
-    with duckdb.get_connection() as con:
-        replace_partitions(
-            con,
-            {tables.VBPR_MODELS: models, tables.VBPR_TRAINING_HISTORY: pd.concat(history_rows, ignore_index=True)},
-            key_values=[variant],
-        )
-        metadata = table_metadata(con, tables.VBPR_MODELS)
-    return dg.MaterializeResult(
-        metadata={
-            **metadata,
-            "models": frame_markdown(models.drop(columns=["weights", "config", "lineage"])),
-            **_curves_metadata(summary),
-            "strategies": list(source.strategies),
-            "lineage": dg.MetadataValue.json(lineage),
-        }
-    )
+        histories.append((model_id, result.history))
+    return _store_models(duckdb, VBPR_TABLES, variant, source, model_rows, histories, lineage)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds=MODEL_KINDS,
-    owners=["team:curatornet"],
-    deps=["training_triplets", "resnet50_embeddings", "last_basket_split"],
-    pool="duckdb",
-    description=(
-        "VBPR (He & McAuley 2016), our PyTorch implementation, one model per L2 lambda, trained as in the paper on "
-        "the triplets of strategies 3 and 4 only (VBPR has no notion of sessions or baskets) until validation "
-        f"accuracy stops improving ({tables.VBPR_MODELS}, {tables.VBPR_TRAINING_HISTORY})."
-    ),
+# VBPR's user factors are indexed by split.users, hence the extra dependency on the split.
+vbpr_model = model_asset(
+    "vbpr_model",
+    VBPR_GUIDED_TRIPLETS,
+    STRATEGIES_3_AND_4,
+    "VBPR (He & McAuley 2016), our PyTorch implementation, one model per L2 lambda, trained as in the paper on "
+    "the triplets of strategies 3 and 4 only (VBPR has no notion of sessions or baskets) until validation "
+    f"accuracy stops improving ({tables.VBPR_MODELS}, {tables.VBPR_TRAINING_HISTORY}).",
+    VBPRTrainingConfig,
+    _train_vbpr_variant,
+    ("last_basket_split",),
 )
-def vbpr_model(
-    context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return _train_vbpr_variant(context, config, duckdb, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS)
 
-
-@dg.asset(
-    group_name=GROUP,
-    kinds=MODEL_KINDS,
-    owners=["team:curatornet"],
-    deps=["random_triplets", "resnet50_embeddings", "last_basket_split"],
-    pool="duckdb",
-    description=(
-        "VBPR with random sampling (paper Figure 3): classic BPR triplets (u, i, j), j uniform over the items u never "
-        "bought (random_triplets, strategy random_bpr); same lambda grid and stopping rule as vbpr_model."
-    ),
+vbpr_random_sampling_model = model_asset(
+    "vbpr_random_sampling_model",
+    VBPR_RANDOM_TRIPLETS,
+    RANDOM_SAMPLING,
+    "VBPR with random sampling (paper Figure 3): classic BPR triplets (u, i, j), j uniform over the items u never "
+    "bought (random_triplets, strategy random_bpr); same lambda grid and stopping rule as vbpr_model.",
+    VBPRTrainingConfig,
+    _train_vbpr_variant,
+    ("last_basket_split",),
 )
-def vbpr_random_sampling_model(
-    context: dg.AssetExecutionContext, config: VBPRTrainingConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return _train_vbpr_variant(context, config, duckdb, RANDOM_SAMPLING, VBPR_RANDOM_TRIPLETS)
 
 
 @dg.multi_asset(
@@ -370,8 +381,7 @@ def vbpr_random_sampling_model(
         dg.AssetSpec(
             "item_embeddings",
             group_name=GROUP,
-            kinds={"pytorch", "duckdb"},
-            owners=["team:curatornet"],
+            kinds=MODEL_KINDS,
             deps=["curatornet_model", "curatornet_random_sampling_model", "resnet50_embeddings"],
             description="The 200-d CuratorNet item vector of every artwork, per trained model "
             f"({tables.ITEM_EMBEDDINGS}).",
@@ -379,8 +389,7 @@ def vbpr_random_sampling_model(
         dg.AssetSpec(
             "user_vectors",
             group_name=GROUP,
-            kinds={"pytorch", "duckdb"},
-            owners=["team:curatornet"],
+            kinds=MODEL_KINDS,
             deps=["curatornet_model", "curatornet_random_sampling_model", "last_basket_split"],
             description="The 200-d CuratorNet user vector of every evaluation user (training profile), per model.",
         ),

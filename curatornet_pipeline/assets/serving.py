@@ -19,8 +19,9 @@ from pydantic import Field
 from sklearn.preprocessing import StandardScaler
 
 from curatornet_pipeline import tables
-from curatornet_pipeline.assets.metadata import table_metadata
+from curatornet_pipeline.assets.metadata import rounded, table_metadata
 from curatornet_pipeline.core.batch_recommend import top_k_per_profile
+from curatornet_pipeline.core.device import DeviceSetting
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     embed_images,
@@ -37,7 +38,6 @@ from curatornet_pipeline.snapshot import publish_snapshot, snapshot_path
 from curatornet_pipeline.storage import read_frame, read_vectors, replace_tables, require_table, table_exists, vector_column
 
 GROUP = "serving"
-OWNERS = ["team:curatornet"]
 NPY_NAME = "resnet_embeddings.npy"
 
 
@@ -50,7 +50,6 @@ NPY_NAME = "resnet_embeddings.npy"
             "available_artworks",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=OWNERS,
             deps=["source_files"],
             description=(
                 f"What the gallery can sell now ({tables.AVAILABLE_ARTWORKS}), re-read from the source files: every "
@@ -64,7 +63,6 @@ NPY_NAME = "resnet_embeddings.npy"
             "served_interactions",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=OWNERS,
             deps=["source_files"],
             description=(
                 f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): "
@@ -127,7 +125,7 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
 
 class ServingEmbeddingConfig(dg.Config):
     batch_size: int = Field(default=64, description="Images per ResNet50 forward pass (new images only).")
-    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    device: DeviceSetting = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
 
 
 def _training_embedder(con) -> dict:
@@ -150,7 +148,6 @@ def _training_embedder(con) -> dict:
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    owners=OWNERS,
     deps=["available_artworks", "resnet50_embeddings"],
     pool="duckdb",
     description=(
@@ -222,7 +219,7 @@ def serving_embeddings(
             "n_embedded_now": n_new,
             "n_reused": len(ids) - n_new,
             "embedder": dg.MetadataValue.json(embedder),
-            "seconds": float(time.perf_counter() - started),
+            "seconds": rounded(time.perf_counter() - started),
         }
     )
 
@@ -233,7 +230,6 @@ def serving_embeddings(
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    owners=OWNERS,
     deps=["serving_embeddings", "curatornet_model", "resnet50_embeddings"],
     pool="duckdb",
     description=(
@@ -312,7 +308,7 @@ def serving_item_vectors(context: dg.AssetExecutionContext, duckdb: DuckDBResour
             **metadata,
             "serving_model": chosen.model_id,
             "model_run_id": chosen.run_id,
-            "validation_accuracy": chosen.validation_accuracy,
+            "validation_accuracy": rounded(chosen.validation_accuracy),
             "n_computed_now": int(missing.sum()),
             "n_reused": int((~missing).sum()),
         }
@@ -350,7 +346,6 @@ class ServingInputs:
             "serving_user_vectors",
             group_name=GROUP,
             kinds={"pytorch", "duckdb"},
-            owners=OWNERS,
             deps=["serving_item_vectors", "served_interactions"],
             description="The serving model's user vector of every customer and visitor from their full history "
             f"({tables.SERVING_USER_VECTORS}): all baskets plus likes, one batched user-tower pass per chunk of users.",
@@ -359,7 +354,6 @@ class ServingInputs:
             "user_recommendations",
             group_name=GROUP,
             kinds={"duckdb", "pandas"},
-            owners=OWNERS,
             deps=["serving_item_vectors", "served_interactions", "available_artworks"],
             description="Top-k (default 100) available artworks for every customer and visitor "
             f"({tables.USER_RECOMMENDATIONS}: user_id, rank, artwork_id, score, model_id), never one they own or "
@@ -409,7 +403,7 @@ def served_recommendations(
             "n_users": len(users),
             "n_available": len(inputs.available),
             "model_id": inputs.model_id,
-            "seconds": float(seconds),
+            "seconds": rounded(seconds),
         },
     )
 
@@ -421,7 +415,6 @@ class SimilarArtworksConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb", "pandas"},
-    owners=OWNERS,
     deps=["serving_item_vectors", "available_artworks"],
     pool="duckdb",
     description=f"'More like this' for every catalogue artwork ({tables.SIMILAR_ARTWORKS}): the serving model's "
@@ -458,7 +451,6 @@ def similar_artworks(
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb", "file"},
-    owners=OWNERS,
     deps=["user_recommendations", "similar_artworks", "serving_item_vectors", "available_artworks"],
     pool="duckdb",
     description=(

@@ -5,7 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline import tables
-from curatornet_pipeline.assets.metadata import table_metadata
+from curatornet_pipeline.assets.metadata import rounded, table_metadata
 from curatornet_pipeline.core.split import last_basket_split as split_last_basket
 from curatornet_pipeline.core.split import split_summary
 from curatornet_pipeline.storage import read_frame, replace_tables, require_table
@@ -16,7 +16,6 @@ GROUP = "split"
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb", "pandas"},
-    owners=["team:curatornet"],
     deps=["raw_transactions"],
     pool="duckdb",
     description=(
@@ -38,5 +37,5 @@ def last_basket_split(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
         replace_tables(con, {tables.LAST_BASKET_SPLIT: labelled, tables.USERS: users})
         metadata = table_metadata(con, tables.LAST_BASKET_SPLIT)
     return dg.MaterializeResult(
-        metadata={**metadata, **{k: (float(v) if isinstance(v, float) else v) for k, v in summary.items()}}
+        metadata={**metadata, **{k: (rounded(v) if isinstance(v, float) else v) for k, v in summary.items()}}
     )

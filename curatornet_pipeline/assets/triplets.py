@@ -1,7 +1,7 @@
 """Triplets group: one partition per sampling strategy, their deduplicated union, and the random ablation."""
 
 import time
-from typing import Optional
+from typing import Literal, Optional
 
 import dagster as dg
 import numpy as np
@@ -10,7 +10,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots, tables
-from curatornet_pipeline.assets.metadata import column_schema, image_markdown, table_metadata
+from curatornet_pipeline.assets.metadata import image_markdown, plot_key, rounded, table_metadata
 from curatornet_pipeline.core.sampling import (
     RANDOM_BPR_STRATEGY,
     RANDOM_STRATEGIES,
@@ -46,15 +46,15 @@ class SamplingConfig(dg.Config):
         description="Training triplets over the six strategies (split evenly); validation adds 5%. Unset: "
         "360,000 for a catalogue of 6,000+ artworks, 60 per artwork below that. Ignored when preset='paper'.",
     )
-    preset: str = Field(default="", description="'paper' = 10,000,000 training triplets, as in the paper.")
+    preset: Literal["", "paper"] = Field(
+        default="", description="'paper' = 10,000,000 training triplets, as in the paper; empty = the budget above."
+    )
     validation_fraction: float = Field(default=0.05, description="Validation triplets as a fraction of training.")
     seed: int = Field(default=0, description="Sampling seed.")
 
     def budget(self, n_artworks: int) -> SamplingBudget:
         if self.preset == "paper":
             return SamplingBudget.paper()
-        if self.preset:
-            raise ValueError(f"unknown sampling preset {self.preset!r}: use 'paper' or leave it empty")
         total = self.total_train_triplets
         if total is None:
             total = default_train_triplets(n_artworks)
@@ -71,7 +71,7 @@ def _sample_metadata(stats: dict) -> dict:
         elif isinstance(value, (int, np.integer)):
             metadata[key] = int(value)
         elif isinstance(value, (float, np.floating)):
-            metadata[key] = float(value)
+            metadata[key] = rounded(value)
         elif isinstance(value, (dict, list)):
             metadata[key] = dg.MetadataValue.json(value)
         else:
@@ -79,7 +79,7 @@ def _sample_metadata(stats: dict) -> dict:
     histogram = {int(k): int(v) for k, v in stats.get("profile_length_histogram", {}).items()}
     if histogram:
         lengths = sorted(histogram)
-        metadata["profile_length_plot"] = image_markdown(
+        metadata[plot_key("profile lengths")] = image_markdown(
             plots.bar_chart(
                 [str(k) for k in lengths], [histogram[k] for k in lengths], "Profile length histogram", "triplets"
             ),
@@ -109,7 +109,6 @@ def _sample_frames(sample: StrategySample, strategy: str) -> tuple[pd.DataFrame,
 @dg.asset(
     group_name=GROUP,
     kinds={"numpy", "duckdb"},
-    owners=["team:curatornet"],
     deps=["last_basket_split", "visual_clusters"],
     partitions_def=STRATEGY_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -139,7 +138,7 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
         )
         _log_budget_cap(context, sample)
         context.add_asset_metadata(
-            {**_sample_metadata(sample.stats), "dagster/row_count": len(rows), "seconds": float(seconds)},
+            {**_sample_metadata(sample.stats), "dagster/row_count": len(rows), "seconds": rounded(seconds)},
             partition_key=strategy,
         )
     # Every partition of this run is swapped in one transaction: a failure leaves all of them as they were.
@@ -152,14 +151,20 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
             },
             key_values=list(context.partition_keys),
         )
-        schema = column_schema(con, tables.TRIPLETS)
-    return dg.MaterializeResult(metadata={"dagster/column_schema": schema})
+        metadata = table_metadata(con, tables.TRIPLETS)
+    # dagster/row_count is each partition's own (above); the table's total over all six is said apart.
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/column_schema": metadata["dagster/column_schema"],
+            "dagster/table_name": metadata["dagster/table_name"],
+            "rows_all_partitions": metadata["dagster/row_count"].value,
+        }
+    )
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"numpy", "duckdb"},
-    owners=["team:curatornet"],
     deps=["triplets"],
     pool="duckdb",
     description=(
@@ -229,7 +234,6 @@ def training_triplets(context: dg.AssetExecutionContext, duckdb: DuckDBResource)
 @dg.asset(
     group_name=GROUP,
     kinds={"numpy", "duckdb"},
-    owners=["team:curatornet"],
     deps=["last_basket_split", "visual_clusters"],
     pool="duckdb",
     description=(
@@ -273,6 +277,6 @@ def random_triplets(
             f"{RANDOM_BPR_STRATEGY}_stats": dg.MetadataValue.json(
                 {k: v for k, v in samples[RANDOM_BPR_STRATEGY].stats.items() if k != "profile_length_histogram"}
             ),
-            "seconds": float(time.perf_counter() - started),
+            "seconds": rounded(time.perf_counter() - started),
         }
     )

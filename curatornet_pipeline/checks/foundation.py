@@ -8,33 +8,33 @@ from curatornet_pipeline import tables
 from curatornet_pipeline.storage import read_vectors
 
 
-def _count(duckdb: DuckDBResource, sql: str) -> int:
-    with duckdb.get_connection() as con:
-        return int(con.execute(sql).fetchone()[0])
+def no_offending_rows_check(name: str, asset: str, description: str, count_sql: str, count_label: str):
+    """A blocking check that passes when ``count_sql`` counts nothing; the count is its metadata ``count_label``."""
+
+    @dg.asset_check(name=name, pool="duckdb", asset=asset, blocking=True, description=description)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            found = int(con.execute(count_sql).fetchone()[0])
+        return dg.AssetCheckResult(passed=found == 0, metadata={count_label: found})
+
+    return _check
 
 
-@dg.asset_check(
-    pool="duckdb", asset="raw_artworks", blocking=True, description="Every artwork id appears exactly once."
+artwork_ids_unique = no_offending_rows_check(
+    "artwork_ids_unique",
+    "raw_artworks",
+    "Every artwork id appears exactly once.",
+    f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RAW_ARTWORKS} GROUP BY 1 HAVING count(*) > 1)",
+    "duplicate_ids",
 )
-def artwork_ids_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    duplicates = _count(
-        duckdb, f"SELECT count(*) FROM (SELECT artwork_id FROM {tables.RAW_ARTWORKS} GROUP BY 1 HAVING count(*) > 1)"
-    )
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_ids": duplicates})
 
-
-@dg.asset_check(
-    pool="duckdb",
-    asset="raw_transactions",
-    blocking=True,
-    description="Every purchased artwork exists in the catalogue.",
+purchases_in_catalogue = no_offending_rows_check(
+    "purchases_in_catalogue",
+    "raw_transactions",
+    "Every purchased artwork exists in the catalogue.",
+    f"SELECT count(*) FROM {tables.RAW_TRANSACTIONS} t ANTI JOIN {tables.RAW_ARTWORKS} a USING (artwork_id)",
+    "unknown_artwork_rows",
 )
-def purchases_in_catalogue(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    unknown = _count(
-        duckdb,
-        f"SELECT count(*) FROM {tables.RAW_TRANSACTIONS} t ANTI JOIN {tables.RAW_ARTWORKS} a USING (artwork_id)",
-    )
-    return dg.AssetCheckResult(passed=unknown == 0, metadata={"unknown_artwork_rows": unknown})
 
 
 @dg.asset_check(
@@ -100,41 +100,30 @@ def split_assigns_every_transaction_once(duckdb: DuckDBResource) -> dg.AssetChec
     )
 
 
-@dg.asset_check(
-    pool="duckdb",
-    asset="last_basket_split",
-    blocking=True,
-    description="No item of a user's test basket appears in that user's training rows.",
+test_items_not_in_training = no_offending_rows_check(
+    "test_items_not_in_training",
+    "last_basket_split",
+    "No item of a user's test basket appears in that user's training rows.",
+    f"""
+    SELECT count(*) FROM {tables.LAST_BASKET_SPLIT} t
+    SEMI JOIN {tables.LAST_BASKET_SPLIT} r
+      ON r.user_id = t.user_id AND r.artwork_id = t.artwork_id AND r.split = 'train'
+    WHERE t.split = 'test'
+    """,
+    "test_items_also_in_training",
 )
-def test_items_not_in_training(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    leaks = _count(
-        duckdb,
-        f"""
-        SELECT count(*) FROM {tables.LAST_BASKET_SPLIT} t
-        SEMI JOIN {tables.LAST_BASKET_SPLIT} r
-          ON r.user_id = t.user_id AND r.artwork_id = t.artwork_id AND r.split = 'train'
-        WHERE t.split = 'test'
-        """,
-    )
-    return dg.AssetCheckResult(passed=leaks == 0, metadata={"test_items_also_in_training": leaks})
 
-
-@dg.asset_check(
-    pool="duckdb",
-    asset="last_basket_split",
-    blocking=True,
-    description="Every test user has at least one training item.",
+test_users_have_training_items = no_offending_rows_check(
+    "test_users_have_training_items",
+    "last_basket_split",
+    "Every test user has at least one training item.",
+    f"""
+    SELECT count(DISTINCT user_id) FROM {tables.LAST_BASKET_SPLIT} t
+    WHERE split = 'test' AND NOT EXISTS (
+        SELECT 1 FROM {tables.LAST_BASKET_SPLIT} r WHERE r.user_id = t.user_id AND r.split = 'train')
+    """,
+    "test_users_without_training",
 )
-def test_users_have_training_items(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    orphans = _count(
-        duckdb,
-        f"""
-        SELECT count(DISTINCT user_id) FROM {tables.LAST_BASKET_SPLIT} t
-        WHERE split = 'test' AND NOT EXISTS (
-            SELECT 1 FROM {tables.LAST_BASKET_SPLIT} r WHERE r.user_id = t.user_id AND r.split = 'train')
-        """,
-    )
-    return dg.AssetCheckResult(passed=orphans == 0, metadata={"test_users_without_training": orphans})
 
 
 @dg.asset_check(

@@ -11,6 +11,16 @@ from curatornet_pipeline.storage import read_frame
 from curatornet_pipeline.tables import RANDOM_SAMPLING, STRATEGIES_3_AND_4
 
 
+def vbpr_trained_on_check(name: str, asset: str, description: str, variant: str, source: TripletSource):
+    """A blocking check that every VBPR model of ``variant`` lists ``source``'s strategies and trained on its rows."""
+
+    @dg.asset_check(name=name, pool="duckdb", asset=asset, blocking=True, description=description)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        return _vbpr_trained_on(duckdb, variant, source)
+
+    return _check
+
+
 def _vbpr_trained_on(duckdb: DuckDBResource, variant: str, source: TripletSource) -> dg.AssetCheckResult:
     """Every model of ``variant`` lists exactly ``source``'s strategies and trained on exactly its rows."""
     marks = ", ".join("?" for _ in source.strategies)
@@ -40,21 +50,18 @@ def _vbpr_trained_on(duckdb: DuckDBResource, variant: str, source: TripletSource
     )
 
 
-@dg.asset_check(
-    pool="duckdb",
-    asset="vbpr_model",
-    blocking=True,
-    description="Guided VBPR trained on strategies 3 and 4 only (paper 5.1), on every such training triplet.",
+vbpr_trained_on_strategies_3_and_4 = vbpr_trained_on_check(
+    "vbpr_trained_on_strategies_3_and_4",
+    "vbpr_model",
+    "Guided VBPR trained on strategies 3 and 4 only (paper 5.1), on every such training triplet.",
+    STRATEGIES_3_AND_4,
+    VBPR_GUIDED_TRIPLETS,
 )
-def vbpr_trained_on_strategies_3_and_4(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _vbpr_trained_on(duckdb, STRATEGIES_3_AND_4, VBPR_GUIDED_TRIPLETS)
 
-
-@dg.asset_check(
-    pool="duckdb",
-    asset="vbpr_random_sampling_model",
-    blocking=True,
-    description="VBPR's random-sampling variant trained on the random_bpr triplets only, on every one of them.",
+vbpr_trained_on_random_sampling = vbpr_trained_on_check(
+    "vbpr_trained_on_random_sampling",
+    "vbpr_random_sampling_model",
+    "VBPR's random-sampling variant trained on the random_bpr triplets only, on every one of them.",
+    RANDOM_SAMPLING,
+    VBPR_RANDOM_TRIPLETS,
 )
-def vbpr_trained_on_random_sampling(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _vbpr_trained_on(duckdb, RANDOM_SAMPLING, VBPR_RANDOM_TRIPLETS)

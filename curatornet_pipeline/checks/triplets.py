@@ -1,4 +1,4 @@
-"""Checks on the sampled triplets: every rule of SPEC 5 on every row, and a clean deduplicated union."""
+"""Checks on the sampled triplets: every sampling rule (paper section 3.2) on every row, and a clean deduplicated union."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -30,39 +30,40 @@ def _violations(duckdb: DuckDBResource, triplets_table: tables.Table, profiles_t
     return found
 
 
-def _rules_result(
-    duckdb: DuckDBResource, triplets_table: tables.Table, profiles_table: tables.Table
-) -> dg.AssetCheckResult:
-    violations = _violations(duckdb, triplets_table, profiles_table)
-    broken = {k: v for k, v in violations.items() if v}
-    return dg.AssetCheckResult(
-        passed=not broken,
-        metadata={"rules_checked": len(violations), "violations": dg.MetadataValue.json(broken)},
-    )
+def rules_check(
+    name: str, asset: str, description: str, triplets_table: tables.Table, profiles_table: tables.Table
+):
+    """A blocking check that every stored triplet of ``asset`` obeys its strategy's rules."""
+
+    @dg.asset_check(name=name, pool="duckdb", asset=asset, blocking=True, description=description)
+    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        violations = _violations(duckdb, triplets_table, profiles_table)
+        broken = {k: v for k, v in violations.items() if v}
+        return dg.AssetCheckResult(
+            passed=not broken,
+            metadata={"rules_checked": len(violations), "violations": dg.MetadataValue.json(broken)},
+        )
+
+    return _check
 
 
-@dg.asset_check(
-    pool="duckdb",
-    asset="triplets",
-    blocking=True,
-    description="Every materialized triplet of every strategy obeys its sampling rules (vectorized over all rows).",
+triplets_follow_strategy_rules = rules_check(
+    "triplets_follow_strategy_rules",
+    "triplets",
+    "Every materialized triplet of every strategy obeys its sampling rules (vectorized over all rows).",
+    tables.TRIPLETS,
+    tables.PROFILES,
 )
-def triplets_follow_strategy_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _rules_result(duckdb, tables.TRIPLETS, tables.PROFILES)
 
-
-@dg.asset_check(
-    pool="duckdb",
-    asset="random_triplets",
-    blocking=True,
-    description=(
-        "The random-sampling triplets obey their rules on every row: CuratorNet's ablation has profile = P_u \\ i "
-        "(the positive is NOT in the profile, the profile is the rest of the history) and a negative the user never "
-        "bought; VBPR's random_bpr has the full history; no held-out item anywhere."
-    ),
+random_triplets_follow_rules = rules_check(
+    "random_triplets_follow_rules",
+    "random_triplets",
+    "The random-sampling triplets obey their rules on every row: CuratorNet's ablation has profile = P_u \\ i "
+    "(the positive is NOT in the profile, the profile is the rest of the history) and a negative the user never "
+    "bought; VBPR's random_bpr has the full history; no held-out item anywhere.",
+    tables.RANDOM_TRIPLETS,
+    tables.RANDOM_PROFILES,
 )
-def random_triplets_follow_rules(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    return _rules_result(duckdb, tables.RANDOM_TRIPLETS, tables.RANDOM_PROFILES)
 
 
 @dg.asset_check(

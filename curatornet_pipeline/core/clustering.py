@@ -1,10 +1,10 @@
-"""Visual clusters of the catalogue (SPEC 3 item 4, SPEC 4).
+"""Visual clusters of the catalogue, as the paper builds them for its sampling guidelines.
 
 z-score the ResNet embeddings over the catalogue, reduce them with PCA to 200 dimensions, run k-means
 (k = 100) several times with different seeds and keep the run with the highest silhouette
 coefficient (estimated on a fixed random sample of the artworks once the catalogue is larger than
 ``silhouette_sample_size``: the exact coefficient costs O(N^2) per run). The clusters drive the negative
-sampling (SPEC 5); the PCA vectors are also used for the cosine tests there (near-duplicates, strategy 6's visual-confidence margin).
+sampling of the triplets; the PCA vectors are also used for the cosine tests there (near-duplicates, strategy 6's visual-confidence margin).
 """
 
 from __future__ import annotations

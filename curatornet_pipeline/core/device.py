@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+# The device settings a run configuration accepts (the launchpad offers exactly these).
+DeviceSetting = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(device: str) -> torch.device:

@@ -79,12 +79,21 @@ def build_resnet50_backbone(weights: str, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def _resnet50_from_file(path: Path) -> torch.nn.Module:
-    if not path.is_file():
+WEIGHTS_CHOICES = ("auto", "imagenet", "random")
+
+
+def check_weights_setting(weights: str) -> str:
+    """``weights`` when it is a named choice or an existing file, else one sentence saying what it must be."""
+    if weights not in WEIGHTS_CHOICES and not Path(weights).is_file():
         raise WeightsUnavailableError(
-            f"weights must be 'random', 'imagenet' or the path of a local ResNet50 state_dict file; "
-            f"{str(path)!r} is none of these (no such file)."
+            f"weights must be 'auto', 'imagenet', 'random' or the path of a local ResNet50 state_dict file; "
+            f"{weights!r} is none of these (no such file)."
         )
+    return weights
+
+
+def _resnet50_from_file(path: Path) -> torch.nn.Module:
+    check_weights_setting(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -339,18 +348,6 @@ def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
         )
     order = np.fromiter((first_index[a] for a in wanted), dtype=np.int64, count=len(wanted))
     return vectors[order]
-
-
-def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray) -> None:
-    """Write ``emb`` (rows aligned with ``artwork_ids``) in UGallery's (N, 2) object-array format."""
-    validate_embedding_matrix(emb, str(path))
-    if len(artwork_ids) != emb.shape[0]:
-        raise ValueError(f"{len(artwork_ids)} ids for {emb.shape[0]} embedding rows")
-    array = np.empty((len(artwork_ids), 2), dtype=object)
-    for i, artwork_id in enumerate(artwork_ids):
-        array[i, 0] = str(artwork_id)
-        array[i, 1] = np.asarray(emb[i], dtype=np.float32)
-    np.save(Path(path), array, allow_pickle=True)
 
 
 def image_content_hashes(paths: Sequence[Path]) -> list[str]:

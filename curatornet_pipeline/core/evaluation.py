@@ -1,6 +1,6 @@
 """The paper's "last basket" evaluation: evaluation users, candidate sets, scorers and metric tables.
 
-Protocol (SPEC 7). Evaluation users are the users with a held-out (test) basket; their profile is their
+Protocol (the paper's last-basket evaluation). Evaluation users are the users with a held-out (test) basket; their profile is their
 training purchases in time order; their ground truth is the items of the held-out basket.
 
 Candidates, protocol "inventory_at_basket_time" (used when the catalogue has upload times): the artworks
@@ -27,7 +27,7 @@ import math
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,6 @@ from curatornet_pipeline.core.vbpr import VBPRModel
 
 INVENTORY_PROTOCOL = "inventory_at_basket_time"
 CATALOGUE_PROTOCOL = "catalogue_minus_profile"
-
-
-class CandidateSet(NamedTuple):
-    candidates: np.ndarray  # int64 artwork_idx, ascending
-    relevant: np.ndarray  # int64 artwork_idx of the held-out basket, ascending, all among candidates
-    protocol: str
 
 
 @dataclass(frozen=True)
@@ -131,21 +125,8 @@ def evaluation_users(artworks: pd.DataFrame, split_transactions: pd.DataFrame) -
     return users
 
 
-def candidate_items(artworks: pd.DataFrame, split_transactions: pd.DataFrame) -> dict[str, CandidateSet]:
-    """user_id -> (candidates, relevant, protocol) for every evaluation user (see module docstring)."""
-    return {
-        u.user_id: CandidateSet(u.candidates, u.relevant, u.protocol)
-        for u in evaluation_users(artworks, split_transactions)
-    }
-
-
 # --------------------------------------------------------------------------------------------------
 # Scorers: plain functions, and adapters to the Scorer signature used by evaluate_methods.
-
-
-def visrank_scores(raw_embeddings: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """VisRank: max cosine similarity between each candidate and any profile item, on the raw embeddings."""
-    return _visrank_unit_scores(unit_rows(np.asarray(raw_embeddings, dtype=np.float64)), profile, candidates)
 
 
 def _visrank_unit_scores(unit_catalogue: np.ndarray, profile: np.ndarray, candidates: np.ndarray) -> np.ndarray:

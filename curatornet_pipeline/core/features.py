@@ -1,4 +1,4 @@
-"""Feature transforms shared by clustering, sampling, training and evaluation (SPEC 4)."""
+"""Feature transforms shared by clustering, sampling, training and evaluation."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read the accepted input formats into the two normalized frames every other module uses.
 
-Two source layouts are accepted (SPEC 2.1 and 2.2):
+Two source layouts are accepted, the paper's UGallery files and a generic pair of files:
 
 * UGallery: ``inventory.csv`` (``artwork_id_hash, artist_id_hash, upload_timestamp``) and
   ``purchases.csv`` (``user_id_hash, purchase_timestamp, purchased_artwork_ids_hash``), where the

@@ -1,4 +1,4 @@
-"""What the gallery can sell now, and who has touched what: the inputs of served recommendations (SPEC 10).
+"""What the gallery can sell now, and who has touched what: the inputs of served recommendations.
 
 Availability. An artwork is available when it is in the catalogue and is not a one-of-a-kind work that has
 already been sold. UGallery files carry no flag, so the evaluation's rule decides: an artwork bought exactly

@@ -19,11 +19,13 @@ import contextlib
 import functools
 import os
 from pathlib import Path
-from typing import ContextManager
+from typing import ContextManager, Literal, get_args
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+# The precision settings a run configuration accepts (the launchpad offers exactly these).
+PrecisionSetting = Literal["auto", "fp32", "bf16"]
+PRECISIONS = get_args(PrecisionSetting)
 PRECISION_ENV = "CURATORNET_PRECISION"
 _CPU_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 

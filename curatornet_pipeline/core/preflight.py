@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from curatornet_pipeline.core.embeddings import EMBEDDING_DIM, UNSUPPORTED_IMAGE_MODES, load_embeddings_npy
+from curatornet_pipeline.core.embeddings import (
+    EMBEDDING_DIM,
+    UNSUPPORTED_IMAGE_MODES,
+    check_weights_setting,
+    load_embeddings_npy,
+)
 from curatornet_pipeline.core.errors import InputDataError
 from curatornet_pipeline.core.ingest import find_image_files
 from curatornet_pipeline.core.split import TEST, TRAIN, last_basket_split
@@ -75,9 +81,13 @@ def pca_note(pca_components: int, n_artworks: int, n_features: int) -> str | Non
     return f"pca_components: {pca_components} configured, {kept} kept (PCA cannot exceed the {n_artworks} artworks)"
 
 
+# Where resnet50_embeddings reads from; the launchpad offers exactly these.
+EmbeddingSourceSetting = Literal["auto", "npy", "images"]
+
+
 def embedding_source(folder: Path, setting: str) -> str:
     """``"npy"`` or ``"images"``: where embeddings come from for the ``source`` setting of resnet50_embeddings."""
-    if setting not in ("auto", "npy", "images"):
+    if setting not in get_args(EmbeddingSourceSetting):
         raise ValueError(f"embedding source must be 'auto', 'npy' or 'images', got {setting!r}")
     if setting == "auto":
         return "npy" if (Path(folder) / NPY_NAME).exists() else "images"
@@ -95,6 +105,7 @@ class RunPlan:
     n_clusters: int | None = None  # its configured k; None = the size-dependent default
     pca_components: int | None = None
     embeddings: str | None = None  # "npy" or "images" when resnet50_embeddings runs
+    weights: str | None = None  # resnet50_embeddings' weights setting, checked when it embeds images
     evaluate: bool = False  # whether the run evaluates on held-out baskets
 
 
@@ -156,6 +167,8 @@ def preflight_source(folder: Path, artworks: pd.DataFrame, transactions: pd.Data
     if plan.embeddings == "npy":
         load_embeddings_npy(folder / NPY_NAME, ids)  # validates every row; the vectors are read again later
     elif plan.embeddings == "images":
+        if plan.weights is not None:
+            check_weights_setting(plan.weights)
         _check_images(folder, ids)
     return notes
 

@@ -1,4 +1,4 @@
-"""The paper's "last basket" train/test split (SPEC 3 item 3).
+"""The paper's "last basket" train/test split.
 
 For every user with two or more baskets, the items of their last basket are held out as the test set;
 everything else is training data. Users with a single basket are train-only.

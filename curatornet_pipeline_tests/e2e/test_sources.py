@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curatornet_pipeline.core.embeddings import save_embeddings_npy
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
+from curatornet_pipeline_tests.support.npy import save_embeddings_npy
 from curatornet_pipeline_tests.support.sources import failure_message
 from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 
@@ -149,7 +149,8 @@ def test_one_triplet_partition_materializes_alone(materialized, tmp_path):
     upstream = [*THROUGH_SPLIT, "visual_clusters"]
     assert _run(data_dir, source, upstream).success
     defs = build_definitions(tiny_resources(data_dir, source=str(source)))
-    job = defs.resolve_job_def(FULL_REFRESH_JOB)
+    # As the triplets asset page's Materialize -> one partition does (the full-refresh job spans all six).
+    job = defs.resolve_implicit_global_asset_job_def()
     with dg.DagsterInstance.ephemeral() as instance:
         for strategy, budget in (("5_single_item", 600), ("2_next_basket", 600), ("5_single_item", 300)):
             result = job.execute_in_process(

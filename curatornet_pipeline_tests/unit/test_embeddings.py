@@ -17,10 +17,10 @@ from curatornet_pipeline.core.embeddings import (
     embed_images,
     image_transform,
     load_embeddings_npy,
-    save_embeddings_npy,
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.errors import InputDataError
+from curatornet_pipeline_tests.support.npy import save_embeddings_npy
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from curatornet_pipeline.core.evaluation import (
     PAPER_TABLE_2,
     EvaluationUser,
     aggregate_table,
-    candidate_items,
     curatornet_scores,
     evaluate_methods,
     evaluation_users,
@@ -28,7 +27,6 @@ from curatornet_pipeline.core.evaluation import (
     user_vector,
     user_vector_scorer,
     visrank_scorer,
-    visrank_scores,
 )
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig
 
@@ -76,8 +74,12 @@ def mini_transactions() -> pd.DataFrame:
     )
 
 
+def _candidates_by_user(artworks: pd.DataFrame, transactions: pd.DataFrame) -> dict[str, EvaluationUser]:
+    return {u.user_id: u for u in evaluation_users(artworks, transactions)}
+
+
 def test_candidates_are_the_inventory_at_the_basket_time():
-    sets = candidate_items(mini_catalogue(), mini_transactions())
+    sets = _candidates_by_user(mini_catalogue(), mini_transactions())
     assert sorted(sets) == ["u1", "u2"]  # users with a held-out basket only
     u1 = sets["u1"]
     # a0: own profile (and sold). a1: one-of-a-kind sold on day 8. a7: uploaded on day 30, after day 20.
@@ -98,24 +100,24 @@ def test_profiles_are_training_items_in_purchase_order():
 
 
 def test_without_upload_times_the_candidates_are_the_catalogue_minus_the_profile():
-    sets = candidate_items(mini_catalogue(upload_days=[None] * 8), mini_transactions())
+    sets = _candidates_by_user(mini_catalogue(upload_days=[None] * 8), mini_transactions())
     assert sets["u1"].candidates.tolist() == [1, 2, 3, 4, 5, 6, 7]
     assert sets["u2"].candidates.tolist() == [0, 2, 4, 5, 6, 7]
     assert sets["u1"].protocol == CATALOGUE_PROTOCOL
 
 
 def test_unknown_upload_times_count_as_available_and_late_held_out_items_are_kept_with_a_warning():
-    sets = candidate_items(mini_catalogue(upload_days=(0, 0, 0, 0, 0, 0, 10, None)), mini_transactions())
+    sets = _candidates_by_user(mini_catalogue(upload_days=(0, 0, 0, 0, 0, 0, 10, None)), mini_transactions())
     assert 7 in sets["u1"].candidates
     with pytest.warns(UserWarning, match="1 held-out items"):
-        sets = candidate_items(mini_catalogue(upload_days=(0, 0, 21, 0, 0, 0, 10, 30)), mini_transactions())
+        sets = _candidates_by_user(mini_catalogue(upload_days=(0, 0, 21, 0, 0, 0, 10, 30)), mini_transactions())
     assert 2 in sets["u1"].candidates
 
 
 def test_reproducible_item_bought_again_in_the_held_out_basket_stays_a_candidate():
     tx = mini_transactions()
     tx.loc[tx["user_id"].eq("u2") & tx["split"].eq("test"), ["artwork_idx", "artwork_id"]] = [3, "a3"]
-    sets = candidate_items(mini_catalogue(), tx)
+    sets = _candidates_by_user(mini_catalogue(), tx)
     assert sets["u2"].relevant.tolist() == [3]
     assert 3 in sets["u2"].candidates
 
@@ -124,7 +126,7 @@ def test_two_held_out_baskets_are_an_error():
     tx = mini_transactions()
     tx.loc[0, "split"] = "test"
     with pytest.raises(ValueError, match="2 held-out baskets"):
-        candidate_items(mini_catalogue(), tx)
+        _candidates_by_user(mini_catalogue(), tx)
 
 
 def many_users(n_users: int, n_items: int = 300, seed: int = 0) -> list[EvaluationUser]:
@@ -162,8 +164,8 @@ def test_random_scores_are_seeded_per_user_not_per_call_order():
 
 def test_visrank_is_max_cosine_on_raw_embeddings():
     emb = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [-1.0, 0.0], [0.0, 0.0]])
-    scores = visrank_scores(emb, profile=np.array([0, 1]), candidates=np.array([2, 3, 4]))
-    assert scores == pytest.approx([np.sqrt(0.5), 0.0, 0.0])
+    two_item_profile = EvaluationUser("u", np.array([0, 1]), np.array([2, 3, 4]), np.array([2]), INVENTORY_PROTOCOL)
+    assert visrank_scorer(emb)(two_item_profile) == pytest.approx([np.sqrt(0.5), 0.0, 0.0])
     user = EvaluationUser("u", np.array([0]), np.array([1, 2, 3]), np.array([2]), INVENTORY_PROTOCOL)
     assert visrank_scorer(emb)(user) == pytest.approx([0.0, np.sqrt(0.5), -1.0])
 
