@@ -6,6 +6,8 @@ artwork index), so descriptions are kept per name; ``TABLE_COLUMNS`` holds the f
 
 from __future__ import annotations
 
+from curatornet_pipeline import tables
+
 COLUMNS: dict[str, str] = {
     # Catalogue and purchases
     "artwork_idx": "Canonical artwork index: the artwork's position when all artworks are sorted by id.",
@@ -14,7 +16,7 @@ COLUMNS: dict[str, str] = {
     "upload_timestamp": "When the artwork was put on sale (Unix seconds); empty when the source has no upload times.",
     "source_row": "Row of the source file this row was read from (0-based), so an error can name it.",
     "user_id": "The customer's id in the source files (a visitor of the app: the id the app gave them).",
-    "user_idx": "Index of the user: their position when all users are sorted by id (split.users).",
+    "user_idx": "Index of the user: their position when all users are sorted by id (the users table of the split).",
     "basket_id": "Purchase session: one user and one purchase time.",
     "purchase_timestamp": "When the basket was bought (Unix seconds).",
     "split": "train or test (held-out last basket; excluded: an earlier purchase of a held-out item); "
@@ -117,15 +119,16 @@ COLUMNS: dict[str, str] = {
 }
 
 TABLE_COLUMNS: dict[str, str] = {
-    "model.item_embeddings.vector": "The artwork's 200-d CuratorNet item vector under model_id.",
-    "model.user_vectors.vector": "The user's 200-d CuratorNet vector from their training profile under model_id.",
-    "serving.item_vectors.vector": "The artwork's item vector under the serving model.",
-    "serving.user_vectors.vector": "The customer's user vector from every purchase and like, under the serving model.",
-    "features.clustering_runs.n_clusters": "k of k-means (the same for every run).",
-    "evaluation.metric_table.n_users": "Evaluation users the method was scored on.",
+    f"{tables.ITEM_EMBEDDINGS}.vector": "The artwork's 200-d CuratorNet item vector under model_id.",
+    f"{tables.USER_VECTORS}.vector": "The user's 200-d CuratorNet vector from their training profile under model_id.",
+    f"{tables.SERVING_ITEM_VECTORS}.vector": "The artwork's item vector under the serving model.",
+    f"{tables.SERVING_USER_VECTORS}.vector": "The customer's user vector from every purchase and like, under the "
+    "serving model.",
+    f"{tables.CLUSTERING_RUNS}.n_clusters": "k of k-means (the same for every run).",
+    f"{tables.METRIC_TABLE}.n_users": "Evaluation users the method was scored on.",
 }
 
 
 def column_description(table: str, column: str) -> str | None:
-    """The description of ``column`` of ``table`` (e.g. ``"model.user_vectors"``), None when there is none."""
+    """The description of ``column`` of ``table`` (a qualified table name), None when there is none."""
     return TABLE_COLUMNS.get(f"{table}.{column}", COLUMNS.get(column))
