@@ -55,6 +55,11 @@ class CuratorNetTrainingConfig(dg.Config):
         default=3,
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
+    early_stopping_min_improvement: float = Field(
+        default=0.001,
+        description="What counts as a better validation accuracy for stopping: more than this above the last "
+        "one that did (0 = any new best). The kept checkpoint is still the best epoch.",
+    )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
@@ -74,6 +79,7 @@ class CuratorNetTrainingConfig(dg.Config):
             min_learning_rate=min(self.min_learning_rate, self.learning_rate),
             max_epochs=self.max_epochs,
             early_stopping_patience=self.early_stopping_patience,
+            early_stopping_min_improvement=self.early_stopping_min_improvement,
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,
@@ -249,6 +255,11 @@ class VBPRTrainingConfig(dg.Config):
     early_stopping_patience: int = Field(
         default=3,
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
+    )
+    early_stopping_min_improvement: float = Field(
+        default=0.001,
+        description="What counts as a better validation accuracy for stopping: more than this above the last "
+        "one that did (0 = any new best). The kept checkpoint is still the best epoch.",
     )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     seed: int = Field(default=0, description="Seed.")
