@@ -71,6 +71,11 @@ class TrainingScheduleConfig(dg.Config):
         default=3,
         description="Stop after this many epochs in a row without a better validation accuracy (0 = run max_epochs).",
     )
+    early_stopping_min_improvement: float = Field(
+        default=0.001,
+        description="What counts as a better validation accuracy for stopping: more than this above the last "
+        "one that did (0 = any new best). The kept checkpoint is still the best epoch.",
+    )
     batch_size: int = Field(default=4096, description="Triplets per batch.")
     seed: int = Field(default=0, description="Seed of initialisation and shuffling.")
     device: DeviceSetting = Field(default="auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
@@ -93,6 +98,7 @@ class CuratorNetTrainingConfig(TrainingScheduleConfig):
             min_learning_rate=min(self.min_learning_rate, self.learning_rate),
             max_epochs=self.max_epochs,
             early_stopping_patience=self.early_stopping_patience,
+            early_stopping_min_improvement=self.early_stopping_min_improvement,
             batch_size=self.batch_size,
             seed=self.seed,
             device=self.device,

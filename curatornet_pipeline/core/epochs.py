@@ -29,6 +29,7 @@ class EpochSettings(Protocol):
     lr_patience: int
     min_learning_rate: float
     early_stopping_patience: int
+    early_stopping_min_improvement: float
     max_epochs: int
     batch_size: int
     seed: int
@@ -41,8 +42,10 @@ class PlateauSchedule:
     Call ``update(validation_accuracy)`` after every epoch. A strictly higher accuracy is a new best (so the
     earliest epoch wins ties). ``lr_patience`` epochs in a row without a new best multiply the learning
     rate by ``lr_decay`` (never below ``min_learning_rate``) and restart that count.
-    ``early_stopping_patience`` epochs in a row without a new best end training (``should_stop``); 0 never
-    stops early.
+    ``early_stopping_patience`` epochs in a row without progress end training (``should_stop``); 0 never
+    stops early. Progress is an accuracy more than ``min_improvement`` above the last accuracy that made
+    progress: with 0 every new best counts; with 0.001 a model creeping up by a few hundredths of a percent
+    per epoch has reached its plateau (the best checkpoint is still the strictly best epoch).
     """
 
     learning_rate: float
@@ -50,11 +53,14 @@ class PlateauSchedule:
     lr_patience: int
     min_learning_rate: float
     early_stopping_patience: int = 0
+    min_improvement: float = 0.0
     best_accuracy: float = -math.inf
     best_epoch: int = 0
     epoch: int = 0
     epochs_since_decay_or_best: int = 0
     epochs_since_best: int = 0
+    progress_accuracy: float = -math.inf  # the last accuracy that counted as progress
+    epochs_without_progress: int = 0
 
     @classmethod
     def from_config(cls, config: EpochSettings) -> "PlateauSchedule":
@@ -64,6 +70,7 @@ class PlateauSchedule:
             config.lr_patience,
             config.min_learning_rate,
             config.early_stopping_patience,
+            config.early_stopping_min_improvement,
         )
 
     def update(self, accuracy: float) -> bool:
@@ -76,6 +83,10 @@ class PlateauSchedule:
         else:
             self.epochs_since_decay_or_best += 1
             self.epochs_since_best += 1
+        if accuracy > self.progress_accuracy + self.min_improvement:  # NaN never makes progress
+            self.progress_accuracy, self.epochs_without_progress = accuracy, 0
+        else:
+            self.epochs_without_progress += 1
         if self.epochs_since_decay_or_best >= self.lr_patience:
             self.learning_rate = max(self.learning_rate * self.lr_decay, self.min_learning_rate)
             self.epochs_since_decay_or_best = 0
@@ -83,7 +94,7 @@ class PlateauSchedule:
 
     @property
     def should_stop(self) -> bool:
-        return 0 < self.early_stopping_patience <= self.epochs_since_best
+        return 0 < self.early_stopping_patience <= self.epochs_without_progress
 
 
 @contextlib.contextmanager
@@ -178,7 +189,12 @@ def train_epochs(
         history.append(row)
         say(line)
         if schedule.should_stop:
-            say(f"stopping: {schedule.epochs_since_best} epochs without a better validation accuracy")
+            better = (
+                f"a validation accuracy more than {schedule.min_improvement:g} above {schedule.progress_accuracy:.4f}"
+                if schedule.min_improvement
+                else "a better validation accuracy"
+            )
+            say(f"stopping: {schedule.epochs_without_progress} epochs without {better}")
             break
     say(f"{label}best epoch {schedule.best_epoch} with validation accuracy {schedule.best_accuracy:.4f}")
     return EpochsResult(best_state, pd.DataFrame(history), schedule.best_epoch)

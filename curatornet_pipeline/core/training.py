@@ -56,6 +56,7 @@ class TrainingConfig:
     min_learning_rate: float = 1e-6
     max_epochs: int = 10
     early_stopping_patience: int = 0
+    early_stopping_min_improvement: float = 0.0
     batch_size: int = 4096
     seed: int = 0
     device: str = "auto"
@@ -78,6 +79,10 @@ class TrainingConfig:
             problems.append(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.early_stopping_patience < 0:
             problems.append(f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
+        if not 0 <= self.early_stopping_min_improvement < 1:
+            problems.append(
+                f"early_stopping_min_improvement must be in [0, 1), got {self.early_stopping_min_improvement}"
+            )
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.log_every_batches < 0:

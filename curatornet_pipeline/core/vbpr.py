@@ -55,6 +55,7 @@ class VBPRConfig:
     min_learning_rate: float = 1e-6
     max_epochs: int = 10
     early_stopping_patience: int = 0
+    early_stopping_min_improvement: float = 0.0
     batch_size: int = 4096
     init_std: float = 0.01
     seed: int = 0
@@ -73,6 +74,7 @@ class VBPRConfig:
             or not 0 <= self.min_learning_rate <= self.learning_rate
             or self.max_epochs < 1
             or self.early_stopping_patience < 0
+            or not 0 <= self.early_stopping_min_improvement < 1
             or self.batch_size < 1
         ):
             raise ValueError(f"invalid VBPRConfig {self}")

@@ -233,6 +233,27 @@ def test_plateau_schedule_decays_stops_and_keeps_the_earliest_best():
     assert not never.should_stop
 
 
+def test_plateau_with_a_minimum_improvement_stops_a_creeping_model_but_keeps_its_best_epoch():
+    schedule = PlateauSchedule(1e-3, 0.6, 2, 1e-6, early_stopping_patience=3, min_improvement=0.001)
+    # Each epoch is a new best, but after 0.980 none is more than 0.001 above the last that counted.
+    accuracies = (0.950, 0.970, 0.980, 0.9804, 0.9807, 0.9809, 0.9830)
+    stopped_at = None
+    for epoch, accuracy in enumerate(accuracies, 1):
+        assert schedule.update(accuracy)  # strictly better every time: the checkpoint follows the best
+        if schedule.should_stop:
+            stopped_at = epoch
+            break
+    assert stopped_at == 6
+    assert (schedule.best_epoch, schedule.best_accuracy) == (6, 0.9809)
+    # Creeping progress adds up: 0.9830 is more than 0.001 above 0.980, the last accuracy that counted.
+    patient = PlateauSchedule(1e-3, 0.6, 2, 1e-6, early_stopping_patience=4, min_improvement=0.001)
+    for accuracy in accuracies:
+        patient.update(accuracy)
+    assert not patient.should_stop and patient.epochs_without_progress == 0
+    with pytest.raises(ValueError, match="early_stopping_min_improvement"):
+        TrainingConfig(early_stopping_min_improvement=-0.1)
+
+
 def test_training_stops_after_early_stopping_patience_epochs_without_a_better_validation_accuracy():
     features, train = toy_problem(3, 200)
     _, validation = toy_problem(4, 40)
