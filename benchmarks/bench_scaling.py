@@ -135,6 +135,7 @@ def exact_silhouette_check(con) -> dict:
     """Re-cluster the run's embeddings with exact silhouettes: same chosen run? How far is the sampled estimate?"""
     from curatornet_pipeline.configs import ClusteringConfig
     from curatornet_pipeline.core.clustering import cluster_embeddings
+    from curatornet_pipeline.core.preflight import resolve_n_clusters
     from curatornet_pipeline.storage import read_vectors
 
     defaults = ClusteringConfig()
@@ -145,7 +146,7 @@ def exact_silhouette_check(con) -> dict:
     started = time.perf_counter()
     exact = cluster_embeddings(
         embeddings,
-        defaults.n_clusters,
+        resolve_n_clusters(defaults.n_clusters, len(embeddings))[0],
         defaults.n_runs,
         defaults.pca_components,
         defaults.seed,
