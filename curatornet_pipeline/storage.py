@@ -214,9 +214,15 @@ def read_triplet_set(
     profile_where: str = "TRUE",
     profile_params: list | None = None,
 ) -> tuple[TripletSet, np.ndarray]:
-    """Load triplets (and their hashes) plus the profiles they point at, back into a TripletSet."""
+    """Load triplets (and their hashes) plus the profiles they point at, back into a TripletSet.
+
+    Rows come back in one fixed order (by strategy, split, hash, then every field): DuckDB's parallel scan does
+    not keep a table's insertion order across processes, and training shuffles a permutation of this order, so
+    without it the same stored triplets trained differently in two runs.
+    """
     rows = con.execute(
-        f"SELECT profile_id, positive, negative, user_idx, triplet_hash FROM {_checked(triplets_table)} WHERE {where}",
+        f"SELECT profile_id, positive, negative, user_idx, triplet_hash FROM {_checked(triplets_table)} WHERE {where} "
+        "ORDER BY strategy, split, triplet_hash, profile_id, positive, negative, user_idx",
         params or [],
     ).fetchnumpy()
     profiles = con.execute(
