@@ -8,6 +8,10 @@ multi-basket user (1-2). Positives/negatives are uniform (the item mix is what m
 
 Every path takes the same batches, same model, same optimizer step: the naive reference (fp32), and the
 training path in fp32 and with bf16 autocast (core.precision), at batch 4,096 and 22,000 triplets.
+Each path's floating-point work per step is counted with torch's FlopCounterMode (forward + backward on one
+batch), and the machine's own limit is measured beside it: the throughput of a plain matmul of the item tower's
+first-layer shape ([distinct items, 2048] x [2048, 200]) on the same threads, fp32 and, where the CPU has native
+bf16, bf16. Efficiency = the path's achieved GFLOP/s / that matmul's GFLOP/s, at the path's precision.
 Prints JSON, then a markdown table.
 
     python benchmarks/bench_training.py [--device cpu|cuda|auto] [--batch-sizes 4096 22000] [--steps 5] [--skip-naive]
@@ -23,6 +27,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.device import resolve_device
@@ -108,6 +113,33 @@ def time_paths(steps: dict, rows_by_path: dict, n_batches: int, device) -> dict:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def step_flops(step, rows) -> int:
+    """Floating-point operations of one training step (forward + backward; Adam's element-wise update is not
+    counted, as FlopCounterMode counts matrix products)."""
+    with FlopCounterMode(display=False) as counter:
+        step(rows)
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(rows: int, dtype: torch.dtype, device: torch.device, repeats: int = 20) -> float:
+    """This machine's matmul throughput at the item tower's first-layer shape, on the current torch threads."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(rows, FEATURES, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(FEATURES, 200, generator=generator).to(device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * rows * FEATURES * 200 / float(np.median(times)) / 1e9
+
+
 def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> dict:
     """Every path at one batch size, side by side on the same batches and the same initial model."""
     ts = synthetic_triplets(batch_size * (args.steps + 1), args.seed)
@@ -148,6 +180,18 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> 
     for name, seconds in time_paths(steps, rows_by_path, len(batches), device).items():
         result[f"{name}_seconds_per_step"] = seconds
         result[f"{name}_triplets_per_second"] = batch_size / seconds
+    distinct_items = int(round(result["item_tower_rows_per_batch_efficient"]))
+    limits = {"fp32": matmul_gflops(distinct_items, torch.float32, device)}
+    if device.type == "cuda" or cpu_has_native_bf16():
+        limits["bf16"] = matmul_gflops(distinct_items, torch.bfloat16, device)
+    result["matmul_gflops_limit"] = limits
+    for name, _, _, _, precision in paths:
+        flops = step_flops(steps[name], rows_by_path[name][0])
+        achieved = flops / result[f"{name}_seconds_per_step"] / 1e9
+        result[f"{name}_mflop_per_triplet"] = flops / batch_size / 1e6
+        result[f"{name}_gflops"] = achieved
+        if precision in limits:
+            result[f"{name}_efficiency"] = achieved / limits[precision]
     result["paths"] = [p[0] for p in paths]
     result["training_path"] = f"{efficient}_{args.training_precision}"
     result["bf16_speedup_over_fp32"] = (
@@ -158,6 +202,10 @@ def measure(batch_size: int, args: argparse.Namespace, device: torch.device) -> 
             result[f"{efficient}_fp32_triplets_per_second"] / result["naive_fp32_triplets_per_second"]
         )
     return result
+
+
+def _fraction(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
 
 
 def main() -> None:
@@ -182,15 +230,17 @@ def main() -> None:
     print(json.dumps({"device": machine, "torch_threads": torch.get_num_threads(),
                       "auto_precision": args.training_precision, "runs": runs}, indent=2))
     print()
-    print("| batch | path | item-tower rows/batch | user-tower rows/batch | s/step | triplets/s |")
-    print("|---|---|---|---|---|---|")
+    print("| batch | path | item-tower rows/batch | user-tower rows/batch | s/step | triplets/s | MFLOP/triplet "
+          "| GFLOP/s | of this machine's matmul |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         for name in r["paths"]:
             shape = "naive" if name.startswith("naive") else "efficient"
             print(
                 f"| {r['batch_size']} | {name} | {r[f'item_tower_rows_per_batch_{shape}']:.0f} | "
                 f"{r[f'user_tower_rows_per_batch_{shape}']:.0f} | {r[f'{name}_seconds_per_step']:.3f} | "
-                f"{r[f'{name}_triplets_per_second']:.0f} |"
+                f"{r[f'{name}_triplets_per_second']:.0f} | {r[f'{name}_mflop_per_triplet']:.2f} | "
+                f"{r[f'{name}_gflops']:.1f} | {_fraction(r.get(f'{name}_efficiency'))} |"
             )
     print()
     for r in runs:
@@ -198,6 +248,9 @@ def main() -> None:
         if "dedup_speedup_over_naive_fp32" in r:
             line += f", dedup {r['dedup_speedup_over_naive_fp32']:.2f}x over naive"
         print(line + f" (mean profile length {r['mean_profile_length']:.2f})")
+    for r in runs:
+        limits = ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in r["matmul_gflops_limit"].items())
+        print(f"batch {r['batch_size']}: matmul limit at the item tower's shape: {limits}")
     print(f"on {machine}, {torch.get_num_threads()} threads; training uses {args.training_precision} here (precision auto)")
 
 
