@@ -234,6 +234,8 @@ def create_app(
         Route("/healthz", health),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
+    if holder.current() is not None:
+        likes_for(holder.current())  # read likes.csv now, not in the first visitor's request
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, writes_per_minute=writes_per_minute)],
