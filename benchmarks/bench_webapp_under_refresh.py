@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+from bench_webapp import start_app  # benchmarks/ is the script's folder, first on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = "serving_snapshot.duckdb"
@@ -83,15 +83,7 @@ def main() -> None:
         with duckdb.connect(str(good), read_only=True) as con:
             artworks = con.execute("SELECT artwork_id FROM catalogue WHERE available ORDER BY artwork_id").df()
         ids = artworks["artwork_id"].tolist()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "CURATORNET_VISITOR_SECRET": "benchmark-secret-0123456789abcdef"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "curatornet_pipeline.webapp", "--port", str(port), "--snapshot", str(snapshot)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_app(snapshot, {"CURATORNET_VISITOR_SECRET": "benchmark-secret-0123456789abcdef"})
         timings: list[tuple[float, str]] = []
         errors: list[tuple[str, int]] = []
         published: list = []
@@ -115,12 +107,6 @@ def main() -> None:
                 i += 1
 
         try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                    break
-                except OSError:
-                    time.sleep(0.3)
             threads = [threading.Thread(target=browse, args=(n,)) for n in range(args.clients)]
             if args.refresh:
                 publisher = threading.Thread(target=_run_refreshes, args=(data_dir, stop, published))
