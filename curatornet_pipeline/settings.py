@@ -66,7 +66,11 @@ def operator_token() -> str | None:
 
 
 def likes_per_minute() -> int:
-    return int(os.environ.get(LIKES_PER_MINUTE_ENV, "60"))
+    text = os.environ.get(LIKES_PER_MINUTE_ENV, "60")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{LIKES_PER_MINUTE_ENV}={text!r} is not a whole number of likes a minute") from None
 
 
 def secure_cookie() -> bool:

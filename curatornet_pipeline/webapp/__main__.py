@@ -31,13 +31,25 @@ def main(argv: list[str] | None = None) -> int:
     # nothing there and, on a busy machine, waiting for it dominated the server time.
     torch.set_num_threads(1)
 
-    app = create_app(
-        path,
-        secret=settings.visitor_secret() or secret_from_file(path.parent),
-        operator_token=settings.operator_token(),
-        writes_per_minute=settings.likes_per_minute(),
-        secure_cookie=settings.secure_cookie(),
-    )
+    try:
+        secret = settings.visitor_secret() or secret_from_file(path.parent)
+        writes_per_minute = settings.likes_per_minute()
+        if writes_per_minute < 1:
+            raise ValueError(f"{settings.LIKES_PER_MINUTE_ENV} must be at least 1")
+        app = create_app(
+            path,
+            secret=secret,
+            operator_token=settings.operator_token(),
+            writes_per_minute=writes_per_minute,
+            secure_cookie=settings.secure_cookie(),
+        )
+    except OSError as error:
+        print(f"error: cannot keep the visitor cookie secret in {path.parent} ({error.strerror}): make the folder "
+              f"writable or set {settings.VISITOR_SECRET_ENV}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"error: {error} (docs/security.md lists the settings)", file=sys.stderr)
+        return 2
     problem = app.state.snapshots.problem
     if problem:
         print(f"warning: {problem}; pages answer 503 until a good snapshot is published", file=sys.stderr, flush=True)

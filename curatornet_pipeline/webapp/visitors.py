@@ -53,7 +53,7 @@ class Visitors:
 
     def __init__(self, secret: str, *, operator_token: str | None = None, secure_cookie: bool = False):
         if len(secret) < 16:
-            raise ValueError("the visitor cookie secret must be at least 16 characters")
+            raise ValueError("the visitor cookie secret (CURATORNET_VISITOR_SECRET) must be at least 16 characters")
         self._signer = Signer(secret, salt="curatornet-visitor")
         self._operator_token = operator_token or None
         self.secure_cookie = secure_cookie

@@ -210,8 +210,28 @@ def test_likes_are_rate_limited_per_client(prepared, tmp_path):
         other.request("/")
         assert other.request(f"/artworks/{available[4]}/like", "POST", "application/json")[0] == 429
         assert len(_like_rows(running)) == 3
+        _a_browser_shows_the_refusal(running.url)
+        assert len(_like_rows(running)) == 3
     finally:
         running.stop()
+
+
+def _a_browser_shows_the_refusal(url: str) -> None:
+    """In Chromium, a refused like shows the server's sentence on the page (and is not posted again)."""
+    if not Path("/usr/bin/chromium").exists():
+        return  # the Chromium tests are in test_webapp.py, which says how to install it
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.locator("#catalogue-grid .like").first.click()
+            expect(page.locator("#notice")).to_contain_text("too many likes")
+            assert page.url == url + "/"
+        finally:
+            browser.close()
 
 
 # ---------------------------------------------------------------------------------------------- headers, health
