@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import stat
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -440,7 +439,6 @@ def test_no_request_fails_while_new_snapshots_are_published(server, tmp_path):
     good = tmp_path / "good.duckdb"
     shutil.copy(server.snapshot, good)
     errors: list = []
-    done = threading.Event()
 
     def browse(number: int) -> int:
         client = server.client()
@@ -465,7 +463,6 @@ def test_no_request_fails_while_new_snapshots_are_published(server, tmp_path):
             time.sleep(0.5)
             _publish(server.snapshot, good, run_id=run_id)
         total = sum(f.result(timeout=300) for f in futures)
-    done.set()
     assert total == 240 and not errors, errors[:5]
     assert time.monotonic() - started < 300
     assert _wait_for_health(server, lambda status, body: body["run_id"] == "load-test-2")["status"] == "ok"
