@@ -132,6 +132,25 @@ def test_the_server_keeps_its_secret_next_to_the_snapshot(server):
     assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_a_restarted_app_keeps_its_visitors(prepared, tmp_path):
+    """The generated secret is kept in the data folder, so a visitor's cookie still works after a restart."""
+    data_dir = moved_copy(prepared, tmp_path / "data")
+    artwork_id = _available(data_dir)[0]
+    first = start_server(data_dir)
+    client = first.client()
+    try:
+        client.like(artwork_id)
+    finally:
+        first.stop()
+    second = start_server(data_dir)
+    try:
+        client.url = second.url
+        status, _, body = client.request("/api/for-you", accept="application/json")
+        assert status == 200 and json.loads(body)["liked"] == [artwork_id]
+    finally:
+        second.stop()
+
+
 def test_a_visitor_sees_their_own_page_at_me(server):
     client = server.client()
     artwork_id = _available(server.data_dir)[1]
