@@ -163,6 +163,13 @@ def test_garbage_typed_into_likes_csv_is_set_aside_and_the_refresh_goes_on(copie
     assert result.success
     assert warnings and "4 line(s) of likes.csv set aside" in warnings[0]
     assert _metadata(result, "served_interactions")["n_likes_set_aside"] == 4
+    [check] = [
+        e.asset_check_evaluation_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "every_like_line_is_used"
+    ]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["lines_set_aside"].value == 4
     assert "typed by hand" not in str(_metadata(result, "served_interactions")["likes_set_aside"])  # reasons only
     aside = _served(database, "set_aside_likes").sort_values("line")
     assert aside["line"].tolist() == [3, 4, 5, 6] and set(aside["file"]) == {"likes.csv"}

@@ -209,7 +209,12 @@ def test_snapshot_holds_the_served_tables_and_the_checks_passed(materialized, se
         for e in materialized.result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
-    for name in ("recommendations_are_available_and_not_owned", "every_user_has_a_full_list", "snapshot_matches_tables"):
+    for name in (
+        "recommendations_are_available_and_not_owned",
+        "every_user_has_a_full_list",
+        "snapshot_matches_tables",
+        "every_like_line_is_used",
+    ):
         assert checks[name] is True, name
 
 
