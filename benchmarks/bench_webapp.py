@@ -38,6 +38,25 @@ def _server_ms(opener, url: str, method: str) -> float:
         return float(response.headers["Server-Timing"].split("dur=")[1])
 
 
+def start_app(snapshot: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """The app on a free loopback port over ``snapshot`` (``env`` adds settings), once it answers; and its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "curatornet_pipeline.webapp", "--port", str(port), "--snapshot", str(snapshot)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.3)
+    return server, base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data")
@@ -54,25 +73,14 @@ def main() -> None:
     had_likes = likes_file.exists()
     if had_likes:
         shutil.copy2(likes_file, backup)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "curatornet_pipeline.webapp", "--port", str(port), "--snapshot", str(snapshot)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    # One client address makes every like here: the per-address rate limit would stop the benchmark.
+    server, base = start_app(snapshot, {"CURATORNET_LIKES_PER_MINUTE": str(10 * args.visitors * args.likes)})
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.3)
         rng = np.random.default_rng(0)
         like_ms, read_ms = [], []
         for _ in range(args.visitors):
             opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+            opener.open(base + "/", timeout=30).read()  # the page gives the signed visitor cookie a like needs
             for artwork_id in rng.choice(available.to_numpy(), args.likes, replace=False):
                 like_ms.append(_server_ms(opener, f"{base}/artworks/{artwork_id}/like", "POST"))
                 read_ms.append(_server_ms(opener, f"{base}/api/for-you", "GET"))

@@ -33,3 +33,45 @@ def source_setting() -> str:
 
 def demo_scale_setting() -> str:
     return os.environ.get(DEMO_SCALE_ENV, "paper")
+
+
+# --- the visitor app (make serve); what each protects: docs/security.md ---------------------------------
+
+SERVE_HOST_ENV = "CURATORNET_SERVE_HOST"
+SERVE_PORT_ENV = "CURATORNET_SERVE_PORT"
+# Signs visitor cookies. Unset: a random secret is generated once and kept (0600) next to the serving snapshot.
+VISITOR_SECRET_ENV = "CURATORNET_VISITOR_SECRET"
+# Turns on the operator pages (/users/<id>), served to requests carrying "Authorization: Bearer <token>".
+OPERATOR_TOKEN_ENV = "CURATORNET_OPERATOR_TOKEN"
+# Likes (and any other state-changing request) one client address may make per minute.
+LIKES_PER_MINUTE_ENV = "CURATORNET_LIKES_PER_MINUTE"
+# 1 when the app is reached over HTTPS (through a TLS proxy): the visitor cookie is then sent over HTTPS only.
+SECURE_COOKIE_ENV = "CURATORNET_SECURE_COOKIE"
+
+
+def serve_host() -> str:
+    return os.environ.get(SERVE_HOST_ENV, "127.0.0.1")
+
+
+def serve_port() -> int:
+    return int(os.environ.get(SERVE_PORT_ENV, "8000"))
+
+
+def visitor_secret() -> str | None:
+    return os.environ.get(VISITOR_SECRET_ENV) or None
+
+
+def operator_token() -> str | None:
+    return os.environ.get(OPERATOR_TOKEN_ENV) or None
+
+
+def likes_per_minute() -> int:
+    text = os.environ.get(LIKES_PER_MINUTE_ENV, "60")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{LIKES_PER_MINUTE_ENV}={text!r} is not a whole number of likes a minute") from None
+
+
+def secure_cookie() -> bool:
+    return os.environ.get(SECURE_COOKIE_ENV, "0").strip().lower() in ("1", "true", "yes")

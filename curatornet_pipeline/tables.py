@@ -350,6 +350,12 @@ SERVED_INTERACTIONS = Table(
     "served_interactions",
     _columns("user_id VARCHAR, artwork_id VARCHAR, artwork_idx BIGINT, timestamp TIMESTAMP_NS, kind VARCHAR"),
 )
+# Lines of the visitor app's likes.csv that could not be used (hand edits): kept with the reason, never dropped.
+SET_ASIDE_LIKES = Table(
+    "serving.set_aside_likes",
+    "served_interactions",
+    _columns("file VARCHAR, line BIGINT, reason VARCHAR, text VARCHAR", casts=("file", "reason", "text")),
+)
 SERVING_ARTWORK_EMBEDDINGS = Table(
     "serving.artwork_embeddings",
     "serving_embeddings",

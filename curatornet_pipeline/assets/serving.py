@@ -29,7 +29,8 @@ from curatornet_pipeline.core.embeddings import (
     load_embeddings_npy,
     vector_content_hashes,
 )
-from curatornet_pipeline.core.ingest import find_image_files, read_availability, read_likes, read_source
+from curatornet_pipeline.core.feedback import read_likes
+from curatornet_pipeline.core.ingest import find_image_files, read_availability, read_source
 from curatornet_pipeline.core.inventory import LIKE, PURCHASE, interactions_table, inventory_table, user_profiles
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.resources import GallerySource
@@ -67,7 +68,9 @@ NPY_NAME = "resnet_embeddings.npy"
             description=(
                 f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): "
                 "all purchases, "
-                "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles."
+                "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles. "
+                f"Lines of likes.csv that cannot be used are set aside into {tables.SET_ASIDE_LIKES} "
+                "(line, reason, text) with a warning; the good lines go on."
             ),
         ),
     ],
@@ -76,7 +79,14 @@ NPY_NAME = "resnet_embeddings.npy"
 def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource):
     folder = gallery.folder()
     artworks, transactions = read_source(folder)
-    likes = read_likes(folder, artworks)
+    likes, feedback = read_likes(folder, artworks)
+    set_aside = feedback.set_aside_frame()
+    if len(set_aside):
+        first = set_aside.iloc[0]
+        context.log.warning(
+            f"{len(set_aside)} line(s) of likes.csv set aside into {tables.SET_ASIDE_LIKES}, e.g. line "
+            f"{first['line']}: {first['reason']}; the {len(likes)} good like(s) are served"
+        )
     catalogue = inventory_table(artworks, transactions, read_availability(folder))
     if (folder / "images").is_dir():
         files = find_image_files(folder, catalogue["artwork_id"].tolist())
@@ -92,6 +102,7 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
                 tables.SERVING_CATALOGUE: catalogue,
                 tables.AVAILABLE_ARTWORKS: available,
                 tables.SERVED_INTERACTIONS: interactions,
+                tables.SET_ASIDE_LIKES: set_aside,
             },
         )
         available_meta = table_metadata(con, tables.AVAILABLE_ARTWORKS)
@@ -116,8 +127,19 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
             "n_users": int(interactions["user_id"].nunique()),
             "n_purchases": int((interactions["kind"] == PURCHASE).sum()),
             "n_likes": int((interactions["kind"] == LIKE).sum()),
+            "n_likes_set_aside": len(set_aside),
+            **({"likes_set_aside": dg.MetadataValue.md(_set_aside_markdown(set_aside))} if len(set_aside) else {}),
         },
     )
+
+
+def _set_aside_markdown(set_aside: pd.DataFrame, shown: int = 20) -> str:
+    lines = ["| file | line | reason |", "|---|---|---|"]
+    for row in set_aside.head(shown).itertuples():
+        lines.append(f"| {row.file} | {row.line} | {str(row.reason).replace('|', '/')} |")
+    if len(set_aside) > shown:
+        lines.append(f"\n{len(set_aside) - shown} more in {tables.SET_ASIDE_LIKES}")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------- embeddings

@@ -10,6 +10,26 @@ from curatornet_pipeline.snapshot import SNAPSHOT_TABLES, snapshot_path
 
 @dg.asset_check(
     pool="duckdb",
+    asset="served_interactions",
+    description=f"Every line of likes.csv became a like (a warning, never blocking: lines that could not be used "
+    f"are set aside in {tables.SET_ASIDE_LIKES} with their reason, and the fast path goes on without them).",
+)
+def every_like_line_is_used(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        rows = con.execute(f"SELECT line, reason FROM {tables.SET_ASIDE_LIKES} ORDER BY line LIMIT 5").fetchall()
+        count = con.execute(f"SELECT count(*) FROM {tables.SET_ASIDE_LIKES}").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "lines_set_aside": int(count),
+            "first_lines": dg.MetadataValue.json([{"line": int(line), "reason": reason} for line, reason in rows]),
+        },
+    )
+
+
+@dg.asset_check(
+    pool="duckdb",
     asset="user_recommendations",
     blocking=True,
     description="No served recommendation is an artwork its user bought or liked, or one that is not available.",

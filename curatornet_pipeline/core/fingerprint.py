@@ -9,7 +9,7 @@ SOURCE_FILE_NAMES = (
     "resnet_embeddings.npy",
     "items.csv",
     "interactions.csv",
-    "likes.csv",  # the visitor app's likes (core.ingest.read_likes)
+    "likes.csv",  # the visitor app's likes (core.feedback.read_likes)
 )
 
 

@@ -513,51 +513,11 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
     return {artwork_id: candidates[artwork_id][0] for artwork_id in artwork_ids}
 
 
-# --- serving inputs: visitor likes and explicit availability ---------------------------------------------
+# --- serving input: explicit availability (the visitor likes are read by core/feedback.py) ------------------
 
-LIKES_FILE = "likes.csv"
-LIKE_COLUMNS = ["user_id", "artwork_id", "artwork_idx", "like_timestamp", "source_row"]
 AVAILABILITY_COLUMN = "available"
 _TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 _FALSE_WORDS = {"0", "false", "no", "n", "f"}
-
-
-def read_likes(folder: Path, artworks: pd.DataFrame) -> pd.DataFrame:
-    """Read the visitor app's ``likes.csv`` (``visitor_id, artwork_id, timestamp``) when the folder has one.
-
-    Likes are positive interactions of a visitor (a user id of their own). A missing file means no likes;
-    an unknown artwork id or a bad timestamp fails with the file, row and reason, like the purchase files.
-    Returns ``user_id, artwork_id, artwork_idx, like_timestamp, source_row`` in file order.
-    """
-    path = Path(folder) / LIKES_FILE
-    no_likes = pd.DataFrame(
-        {"user_id": [], "artwork_id": [], "artwork_idx": np.zeros(0, np.int64),
-         "like_timestamp": np.zeros(0, "datetime64[ns]"), "source_row": np.zeros(0, np.int64)}
-    ).astype({"user_id": object, "artwork_id": object})
-    if not path.is_file():
-        return no_likes
-    lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-    if len(lines) == 1:
-        # The app writes the header when it creates the file: a header alone means no like yet.
-        header = lines[0].split(",")
-        if [c.strip() for c in header] == ["visitor_id", "artwork_id", "timestamp"]:
-            return no_likes
-    table = _read_csv_table(path, ["visitor_id", "artwork_id", "timestamp"])
-    _require_non_empty(table, "visitor_id")
-    _require_non_empty(table, "artwork_id")
-    times = _parse_timestamps(table, "timestamp", allow_missing=False)
-    ids = table.frame["artwork_id"].to_numpy()
-    # Named generically: the catalogue is inventory.csv or items.csv, whichever format the folder holds.
-    idx = _artwork_indices(table, "artwork_id", artworks, Path("the catalogue"))
-    return pd.DataFrame(
-        {
-            "user_id": table.frame["visitor_id"].astype(str).to_numpy(),
-            "artwork_id": pd.Series(ids, dtype=object).astype(str).to_numpy(),
-            "artwork_idx": idx,
-            "like_timestamp": times.to_numpy(dtype="datetime64[ns]"),
-            "source_row": np.arange(1, len(ids) + 1, dtype=np.int64),
-        }
-    )[LIKE_COLUMNS]
 
 
 def read_availability(folder: Path) -> pd.Series | None:

@@ -1,48 +1,37 @@
-"""The gallery's front: available artworks, live "For you" from a visitor's likes, artwork and customer pages.
+"""The gallery's front: available artworks, live "For you" from a visitor's likes, artwork pages, the visitor's page.
 
 Starlette (ASGI routing, responses) + Jinja2 (templates), served by uvicorn. Every artwork, user and image is
-looked up in the snapshot's tables by id: request text never becomes a file path. Only POST changes state.
+looked up in the snapshot's tables by id: request text never becomes a file path. Only POST changes state,
+and only for a visitor with a signed cookie (``visitors.py``) from this site, within the rate limit
+(``guards.py``). Customer pages are operator views, off unless an operator token is configured.
+What the app does and does not protect, and what a gallery must put in front of it: docs/security.md.
 """
 
 from __future__ import annotations
 
-import io
-import mimetypes
-import re
-import secrets
-import time
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from PIL import Image
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from curatornet_pipeline.webapp.state import LikeStore, Served, SnapshotHolder, scores_to_list
+from curatornet_pipeline.webapp.guards import Guard
+from curatornet_pipeline.webapp.images import ImageRefused, image_bytes
+from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, scores_to_list
+from curatornet_pipeline.webapp.visitors import Visitors
 
 HERE = Path(__file__).parent
-VISITOR_COOKIE = "curatornet_visitor"
-_VISITOR_ID = re.compile(r"^visitor_[0-9a-f]{16}$")
 PAGE_SIZE = 48
 FOR_YOU = 12
 MORE_LIKE_THIS = 12
-THUMBNAIL_PIXELS = 320
-
-
-def _visitor(request: Request) -> tuple[str, bool]:
-    """The visitor id from the cookie, or a new one (second value True when it must be set)."""
-    given = request.cookies.get(VISITOR_COOKIE, "")
-    if _VISITOR_ID.match(given):
-        return given, False
-    return f"visitor_{secrets.token_hex(8)}", True
+NOT_SERVING = "the gallery cannot show recommendations right now (its serving data is being repaired); try again later"
 
 
 def _local_target(referer: str) -> str:
@@ -52,42 +41,25 @@ def _local_target(referer: str) -> str:
     return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
-def _keep_visitor(response: Response, visitor_id: str, is_new: bool) -> Response:
-    if is_new:
-        response.set_cookie(VISITOR_COOKIE, visitor_id, max_age=365 * 24 * 3600, httponly=True, samesite="lax")
-    return response
-
-
-@lru_cache(maxsize=4096)
-def _thumbnail(path: str, mtime_ns: int) -> tuple[bytes, str]:
-    """A small PNG/JPEG of a large image; small images are served as they are. Keyed by file and mtime."""
-    with Image.open(path) as image:
-        image.load()
-        if max(image.size) <= THUMBNAIL_PIXELS:
-            return Path(path).read_bytes(), mimetypes.guess_type(path)[0] or "application/octet-stream"
-        image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, format="JPEG", quality=85)
-        return buffer.getvalue(), "image/jpeg"
-
-
-class ServerTiming(BaseHTTPMiddleware):
-    """``Server-Timing: app;dur=<ms>`` on every response: the time the server spent, for the benchmark."""
-
-    async def dispatch(self, request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
-        return response
-
-
-def create_app(snapshot_file: Path) -> Starlette:
+def create_app(
+    snapshot_file: Path,
+    *,
+    secret: str,
+    operator_token: str | None = None,
+    writes_per_minute: int = 60,
+    secure_cookie: bool = False,
+) -> Starlette:
+    """The app over ``snapshot_file``; ``secret`` signs visitor cookies (see ``visitors.py``)."""
     holder = SnapshotHolder(snapshot_file)
+    visitors = Visitors(secret, operator_token=operator_token, secure_cookie=secure_cookie)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     like_stores: dict[Path, LikeStore] = {}
 
     def served() -> Served:
-        return holder.current()
+        current = holder.current()
+        if current is None:
+            raise HTTPException(503, NOT_SERVING)
+        return current
 
     def likes_for(current: Served) -> LikeStore:
         # One store per source folder: a snapshot of another gallery writes its likes next to that gallery.
@@ -101,23 +73,21 @@ def create_app(snapshot_file: Path) -> Starlette:
         return current.artworks.loc[artwork_id]
 
     def for_you(current: Served, liked: list[str]) -> list[dict]:
-        if not liked:
+        # A like of an artwork this snapshot no longer holds (or a hand-typed id) is left out, not an error.
+        known = [a for a in liked if a in current.artworks.index]
+        if not known:
             return []
-        return scores_to_list(current.recommender.recommend(liked, k=FOR_YOU), current.artworks)
+        return scores_to_list(current.recommender.recommend(known, k=FOR_YOU), current.artworks)
 
     def page(request: Request, name: str, context: dict, visitor: tuple[str, bool]) -> Response:
         current = served()
-        base = {
-            "info": current.snapshot.info,
-            "visitor_id": visitor[0],
-            "n_liked": len(likes_for(current).of(visitor[0])),
-        }
+        base = {"info": current.snapshot.info, "n_liked": len(likes_for(current).of(visitor[0]))}
         response = templates.TemplateResponse(request, name, {**base, **context})
-        return _keep_visitor(response, *visitor)
+        return visitors.keep(response, *visitor)
 
     async def home(request: Request) -> Response:
         current = served()
-        visitor = _visitor(request)
+        visitor = visitors.visitor_or_new(request)
         try:
             number = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
@@ -146,74 +116,116 @@ def create_app(snapshot_file: Path) -> Starlette:
         row = artwork_or_404(current, request.path_params["artwork_id"])
         similar = current.similar.get(row["artwork_id"])
         more = [] if similar is None else scores_to_list(similar.head(MORE_LIKE_THIS), current.artworks)
-        visitor = _visitor(request)
+        visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
         return page(request, "artwork.html", {"artwork": row, "more": more, "liked": set(liked)}, visitor)
 
-    async def user(request: Request) -> Response:
-        current = served()
-        user_id = request.path_params["user_id"]
+    def person_page(
+        request: Request, current: Served, user_id: str, visitor: tuple[str, bool], title: str, live_likes: list[str]
+    ) -> Response:
         history = current.histories.get(user_id)
         recs = current.recommendations.get(user_id)
-        if history is None and recs is None:
-            raise HTTPException(404, f"no customer {user_id!r} in the served tables")
         return page(
             request,
             "user.html",
             {
-                "user_id": user_id,
+                "title": title,
+                "live_likes": live_likes,
                 "history": [] if history is None else history.to_dict("records"),
                 "recommendations": [] if recs is None else scores_to_list(recs.head(24), current.artworks),
                 "n_recommendations": 0 if recs is None else len(recs),
             },
-            _visitor(request),
+            visitor,
         )
 
-    async def image(request: Request) -> Response:
+    async def me(request: Request) -> Response:
+        """The visitor's own page: their likes now, and what the last refresh served them."""
+        current = served()
+        visitor = visitors.visitor_or_new(request)
+        return person_page(request, current, visitor[0], visitor, "Your page", likes_for(current).of(visitor[0]))
+
+    async def user(request: Request) -> Response:
+        """A customer's page: an operator view (history and served list of any customer)."""
+        if not visitors.operator_mode:
+            raise HTTPException(404, "customer pages are operator views, not served by this app")
+        if not visitors.is_operator(request):
+            raise HTTPException(
+                401, "customer pages need the operator token (Authorization: Bearer ...)", {"WWW-Authenticate": "Bearer"}
+            )
+        current = served()
+        user_id = request.path_params["user_id"]
+        if user_id not in current.histories and user_id not in current.recommendations:
+            raise HTTPException(404, f"no customer {user_id!r} in the served tables")
+        return person_page(request, current, user_id, (user_id, False), user_id, [])
+
+    def image(request: Request) -> Response:  # sync: Starlette runs it in a thread, file reads stay off the loop
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
         if not row["image_file"] or not isinstance(row["image_file"], str):
             raise HTTPException(404, "this gallery has no image for the artwork")
-        path = Path(row["image_file"])  # from the catalogue table, never from the request
-        if request.query_params.get("size", "thumb") == "full":
-            return FileResponse(path, headers={"Cache-Control": "max-age=3600"})
-        body, media_type = _thumbnail(str(path), path.stat().st_mtime_ns)
+        thumbnail = request.query_params.get("size", "thumb") != "full"
+        try:
+            # The file comes from the catalogue table, never from the request.
+            body, media_type = image_bytes(row["image_file"], current.source_folder / "images", thumbnail)
+        except ImageRefused as refused:
+            raise HTTPException(404, str(refused)) from None
         return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
 
     async def like(request: Request) -> Response:
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
-        visitor = _visitor(request)
+        visitor_id = visitors.visitor(request)
+        if visitor_id is None:
+            # No visitor is made by a POST: the page the like button is on sets the signed cookie first.
+            raise HTTPException(403, "open the gallery page first (the like button needs the gallery's cookie)")
         store = likes_for(current)
-        store.add(visitor[0], row["artwork_id"])
-        liked = store.of(visitor[0])
+        try:
+            await run_in_threadpool(store.add, visitor_id, row["artwork_id"])  # the fsync waits off the event loop
+        except LikesUnavailable as error:
+            raise HTTPException(503, f"your like was not saved: {error}; please try again later") from None
+        liked = store.of(visitor_id)
         if "application/json" not in request.headers.get("accept", ""):
             # A plain form post (no JavaScript): back to where the visitor was.
-            return _keep_visitor(RedirectResponse(_local_target(request.headers.get("referer", "/")), 303), *visitor)
-        return _keep_visitor(JSONResponse({"liked": liked, "for_you": for_you(current, liked)}), *visitor)
+            return RedirectResponse(_local_target(request.headers.get("referer", "/")), 303)
+        return JSONResponse({"liked": liked, "for_you": for_you(current, liked)})
 
     async def api_for_you(request: Request) -> Response:
         current = served()
-        visitor = _visitor(request)
+        visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
-        return _keep_visitor(JSONResponse({"liked": liked, "for_you": for_you(current, liked)}), *visitor)
+        return visitors.keep(JSONResponse({"liked": liked, "for_you": for_you(current, liked)}), *visitor)
 
     async def health(request: Request) -> Response:
-        info = served().snapshot.info
-        return JSONResponse({k: str(v) for k, v in info.items()})
+        """ok or degraded, what is served (run, model, when published) and why it is degraded; never a path."""
+        current = holder.current()
+        reasons = [holder.problem] if holder.problem else []
+        body: dict = {}
+        if current is not None:
+            info = current.snapshot.info
+            body.update(run_id=str(info["run_id"]), model_id=str(info["model_id"]), created_at=str(info["created_at"]))
+            likes = likes_for(current)
+            body["likes_set_aside"] = likes.n_set_aside
+            if likes.unreadable:
+                reasons.append(f"likes are not recorded: {likes.unreadable}")
+        body = {"status": "degraded" if reasons else "ok", **body}
+        if reasons:
+            body["reason"] = "; ".join(reasons)
+        return JSONResponse(body, status_code=200 if current is not None else 503)
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         if "application/json" in request.headers.get("accept", "") or request.url.path.startswith(("/api", "/images")):
-            return JSONResponse({"error": error.detail}, status_code=error.status_code)
+            return JSONResponse({"error": error.detail}, status_code=error.status_code, headers=error.headers)
         return templates.TemplateResponse(
             request,
             "error.html",
             {"status": error.status_code, "detail": error.detail, "info": {}},
             status_code=error.status_code,
+            headers=error.headers,
         )
 
     routes = [
         Route("/", home),
+        Route("/me", me),
         Route("/artworks/{artwork_id}", artwork),
         Route("/artworks/{artwork_id}/like", like, methods=["POST"]),
         Route("/users/{user_id}", user),
@@ -222,6 +234,12 @@ def create_app(snapshot_file: Path) -> Starlette:
         Route("/healthz", health),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(
-        routes=routes, middleware=[Middleware(ServerTiming)], exception_handlers={HTTPException: http_error}
+    if holder.current() is not None:
+        likes_for(holder.current())  # read likes.csv now, not in the first visitor's request
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(Guard, writes_per_minute=writes_per_minute)],
+        exception_handlers={HTTPException: http_error},
     )
+    app.state.snapshots = holder  # tests and benchmarks watch reloads through it
+    return app

@@ -3,11 +3,18 @@
 The app never opens the pipeline's DuckDB file. It reads the snapshot file the serving assets publish,
 keeps everything in memory, and checks the file's identity (inode, size, mtime) on each request: a refresh
 renames a new file over the old one, so a changed identity means a new snapshot to load.
+
+A new snapshot is loaded and verified (every table read, the model built, one recommendation computed) in a
+background thread while requests keep being answered from the previous one; only a snapshot that passed
+replaces it. A damaged one is reported (``status``) and the previous one stays; with none to fall back on,
+pages answer 503 until a good snapshot is published.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -17,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curatornet_pipeline.core.ingest import LIKES_FILE
+from curatornet_pipeline.core.feedback import LIKES_FILE, LIKES_HEADER, read_feedback
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.snapshot import Snapshot, load_snapshot
+
+log = logging.getLogger("curatornet.webapp")
 
 
 @dataclass
@@ -38,14 +47,19 @@ class Served:
 
     @classmethod
     def load(cls, path: Path) -> "Served":
+        """Read and verify the snapshot at ``path``: any damage raises here, before anything is served from it."""
         snapshot = load_snapshot(path)
         catalogue = snapshot.catalogue
+        missing = [key for key in ("run_id", "model_id", "created_at", "source_folder") if key not in snapshot.info]
+        if missing or catalogue.empty:
+            raise ValueError(f"the snapshot lacks {missing or 'a catalogue'}")
         recommender = Recommender(
             model_from_bytes(snapshot.model_weights),
             snapshot.item_vectors,
             catalogue["artwork_id"].tolist(),
             catalogue["available"].to_numpy(bool),
         )
+        recommender.recommend([str(catalogue["artwork_id"].iloc[0])], k=1)  # the model and vectors work together
         return cls(
             snapshot=snapshot,
             recommender=recommender,
@@ -61,75 +75,173 @@ class Served:
             source_folder=Path(str(snapshot.info["source_folder"])),
         )
 
+    @property
+    def run_id(self) -> str:
+        return str(self.snapshot.info["run_id"])
+
 
 class SnapshotHolder:
-    """The current snapshot; reloads it when the file on disk is replaced."""
+    """The snapshot being served; a replaced file is loaded off the request path, one load at a time."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._identity: tuple | None = None
+        self._lock = threading.Lock()  # guards the fields below
+        self._loading = False
         self._served: Served | None = None
+        self._identity: tuple | None = None  # of the file last tried, good or bad
+        self.problem: str | None = None  # why the newest published snapshot is not the one served
+        self.loaded = threading.Event()  # set after each finished load attempt (tests and benchmarks wait on it)
+        self._load(self._file_identity())
 
-    def _file_identity(self) -> tuple:
-        stat = os.stat(self.path)
+    def _file_identity(self) -> tuple | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
         return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
-    def current(self) -> Served:
+    def _describe(self, error: BaseException) -> str:
+        # No filesystem path in what /healthz shows: the folder is cut from the message.
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text = text.replace(str(self.path.parent) + os.sep, "").replace(str(self.path.parent), "<data folder>")
+        return f"{type(error).__name__}: {text[:300]}"
+
+    def _load(self, identity: tuple | None) -> None:
+        try:
+            if identity is None:
+                raise FileNotFoundError("no serving snapshot file: run `make run` or `curatornet refresh`")
+            served, problem = Served.load(self.path), None
+        except Exception as error:  # any damage at all: keep what is served, say why
+            served = None
+            problem = f"the newest serving snapshot cannot be served ({self._describe(error)})"
+            log.warning("%s", problem)
+        with self._lock:
+            if served is not None:
+                self._served = served
+            self._identity = identity
+            self.problem = problem
+            self._loading = False
+        self.loaded.set()
+
+    def current(self) -> Served | None:
+        """The snapshot to answer from (None when none could ever be loaded); never waits for a load."""
         identity = self._file_identity()
-        if identity != self._identity:
-            with self._lock:
-                if identity != self._identity:
-                    self._served = Served.load(self.path)
-                    self._identity = identity
-        assert self._served is not None
-        return self._served
+        with self._lock:
+            start = identity != self._identity and not self._loading
+            if start:
+                self._loading = True
+                self.loaded.clear()
+            served = self._served
+        if start:
+            threading.Thread(target=self._load, args=(identity,), name="snapshot-reload", daemon=True).start()
+        return served
+
+
+class LikesUnavailable(RuntimeError):
+    """A like cannot be recorded durably right now; nothing was recorded."""
 
 
 @dataclass
 class LikeStore:
-    """Visitors' likes: appended to ``likes.csv`` in the source folder, mirrored in memory for live recommendations."""
+    """Visitors' likes: appended to ``likes.csv`` in the source folder, mirrored in memory for live recommendations.
+
+    A like is written to the file (flushed and fsynced) before memory changes: a like the visitor was told about
+    is on disk, and one that could not be written is nowhere. Lines the app cannot use (hand edits) are set
+    aside as the refresh sets them aside (``core.feedback``); a file that cannot be read at all (a folder in
+    its place, a bad header) leaves the store ``unreadable``, which stops new likes until it is fixed.
+    """
 
     folder: Path
     likes: dict[str, list[str]] = field(default_factory=dict)
+    n_set_aside: int = 0
+    unreadable: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        path = self.path
-        if path.is_file():
-            with path.open(newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
-                    self._remember(row["visitor_id"], row["artwork_id"])
+        self._read()
 
     @property
     def path(self) -> Path:
         return Path(self.folder) / LIKES_FILE
 
-    def _remember(self, visitor_id: str, artwork_id: str) -> bool:
-        liked = self.likes.setdefault(visitor_id, [])
-        if artwork_id in liked:
-            return False
-        liked.append(artwork_id)
-        return True
+    def _read(self) -> None:
+        likes: dict[str, list[str]] = {}
+        try:
+            feedback = read_feedback(self.path)
+        except OSError as error:
+            self.unreadable = f"{LIKES_FILE} cannot be read ({error.strerror or type(error).__name__})"
+            log.warning("%s: likes are not recorded until it is fixed", self.unreadable)
+            return
+        for visitor_id, artwork_id in zip(feedback.rows["visitor_id"], feedback.rows["artwork_id"]):
+            liked = likes.setdefault(visitor_id, [])
+            if artwork_id not in liked:
+                liked.append(artwork_id)
+        self.likes, self.n_set_aside = likes, len(feedback.set_aside)
+        self.unreadable = f"{LIKES_FILE}: {feedback.unreadable}" if feedback.unreadable else None
+        if feedback.set_aside:
+            log.warning("%s: %d line(s) set aside, e.g. line %d: %s", LIKES_FILE, len(feedback.set_aside),
+                        feedback.set_aside[0]["line"], feedback.set_aside[0]["reason"])
 
     def of(self, visitor_id: str) -> list[str]:
         return list(self.likes.get(visitor_id, []))
 
     def add(self, visitor_id: str, artwork_id: str) -> bool:
-        """Record a like (once per visitor and artwork); True when it is new."""
+        """Record a like (once per visitor and artwork); True when it is new. Raises LikesUnavailable."""
         with self._lock:
-            if not self._remember(visitor_id, artwork_id):
+            if self.unreadable:
+                self._read()  # fixed since? then go on without a restart
+                if self.unreadable:
+                    raise LikesUnavailable(self.unreadable)
+            if artwork_id in self.likes.get(visitor_id, []):
                 return False
-            new_file = not self.path.is_file()
-            with self.path.open("a", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                if new_file:
-                    writer.writerow(["visitor_id", "artwork_id", "timestamp"])
-                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-                writer.writerow([visitor_id, artwork_id, stamp])
-                handle.flush()
-                os.fsync(handle.fileno())
+            self._append(visitor_id, artwork_id)
+            self.likes.setdefault(visitor_id, []).append(artwork_id)
             return True
+
+    def _append(self, visitor_id: str, artwork_id: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        try:
+            with self.path.open("a+b") as handle:  # read too: the last byte is checked
+                size = os.fstat(handle.fileno()).st_size
+                if size == 0:
+                    writer.writerow(LIKES_HEADER)
+                elif _last_byte(handle.fileno(), size) != b"\n":
+                    text.write("\n")  # a hand edit left the last line open: never glue a like onto it
+                writer.writerow([visitor_id, artwork_id, stamp])
+                try:
+                    handle.write(text.getvalue().encode("utf-8"))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except OSError:
+                    _truncate(handle.fileno(), size)  # no half line left behind for the next append
+                    raise
+            if size == 0:
+                _fsync_folder(self.path.parent)  # a new file's name must survive a crash too
+        except OSError as error:
+            reason = error.strerror or type(error).__name__
+            log.error("a like could not be written to %s (%s); nothing was recorded", LIKES_FILE, reason)
+            raise LikesUnavailable(f"likes cannot be saved right now ({reason})") from None
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    return os.pread(fd, 1, size - 1)
+
+
+def _truncate(fd: int, size: int) -> None:
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        pass  # a device such as /dev/full has no length to restore
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def scores_to_list(frame: pd.DataFrame, artworks: pd.DataFrame) -> list[dict]:

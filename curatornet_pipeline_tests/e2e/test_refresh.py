@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -135,3 +136,46 @@ def test_a_like_is_a_change_the_sensor_turns_into_a_fast_refresh(tmp_path):
         (folder / "likes.csv").write_text("visitor_id,artwork_id,timestamp\nv1,a1,2024-01-01T00:00:00Z\n")
         [request] = run_requests(tick(source, instance, cursor=first.cursor))
     assert request.tags["curatornet/trigger"] == "source_files_sensor"
+
+
+def test_garbage_typed_into_likes_csv_is_set_aside_and_the_refresh_goes_on(copied):
+    """Bad feedback lines never stop the fast path: counted, kept with file/line/reason, warned about."""
+    database = copied / "curatornet.duckdb"
+    ids = _served(database, "catalogue")["artwork_id"].tolist()
+    (copied / GALLERY / "likes.csv").write_bytes(
+        b"visitor_id,artwork_id,timestamp\n"
+        + f"visitor_good,{ids[0]},2024-05-01T10:00:00Z\n".encode()
+        + b"typed by hand\n"
+        + b"visitor_bad,no_such_artwork,2024-05-01T10:00:00Z\n"
+        + b"visitor_bad,caf\xe9,2024-05-01T10:00:00Z\n"
+        + f"visitor_good,{ids[1]},yesterday\n".encode()
+        + f"visitor_good,{ids[2]},2024-05-02T10:00:00Z\n".encode()
+    )
+    defs = build_definitions(tiny_resources(copied))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = refresh_serving(
+            defs, instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+        )
+        warnings = [
+            entry.user_message for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING and "likes.csv" in entry.user_message
+        ]
+    assert result.success
+    assert warnings and "4 line(s) of likes.csv set aside" in warnings[0]
+    assert _metadata(result, "served_interactions")["n_likes_set_aside"] == 4
+    [check] = [
+        e.asset_check_evaluation_data for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == "every_like_line_is_used"
+    ]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["lines_set_aside"].value == 4
+    assert "typed by hand" not in str(_metadata(result, "served_interactions")["likes_set_aside"])  # reasons only
+    aside = _served(database, "set_aside_likes").sort_values("line")
+    assert aside["line"].tolist() == [3, 4, 5, 6] and set(aside["file"]) == {"likes.csv"}
+    assert "expected 3 fields" in aside["reason"].iloc[0] and "not in the catalogue" in aside["reason"].iloc[1]
+    assert "not UTF-8" in aside["reason"].iloc[2] and "timestamp" in aside["reason"].iloc[3]
+    assert aside["text"].iloc[0] == "typed by hand"
+    liked = _served(database, "interactions").query("user_id == 'visitor_good'")["artwork_id"].tolist()
+    assert liked == [ids[0], ids[2]]
+    assert len(_served(database, "user_recommendations").query("user_id == 'visitor_good'")) > 0

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from curatornet_pipeline.core.errors import InputDataError
-from curatornet_pipeline.core.ingest import read_availability, read_likes
+from curatornet_pipeline.core.feedback import read_likes
+from curatornet_pipeline.core.ingest import read_availability
 from curatornet_pipeline.core.inventory import interactions_table, inventory_table, user_profiles
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
@@ -73,19 +74,27 @@ def test_generic_items_may_state_availability(tmp_path):
         read_availability(tmp_path)
 
 
-def test_likes_file_is_read_and_bad_rows_are_named(tmp_path):
+def test_likes_file_is_read_and_bad_lines_are_set_aside_with_their_reason(tmp_path):
     artworks = _artworks(["a", "b"])
-    assert read_likes(tmp_path, artworks).empty  # no file: no likes
+    assert read_likes(tmp_path, artworks)[0].empty  # no file: no likes
     (tmp_path / "likes.csv").write_text("visitor_id,artwork_id,timestamp\n")
-    assert read_likes(tmp_path, artworks).empty  # the app's fresh file: header only
-    (tmp_path / "likes.csv").write_text(
-        "visitor_id,artwork_id,timestamp\nv1,b,2024-01-01T00:00:00Z\nv1,a,2024-01-02T00:00:00Z\n"
+    likes, feedback = read_likes(tmp_path, artworks)
+    assert likes.empty and not feedback.set_aside  # the app's fresh file: header only
+    (tmp_path / "likes.csv").write_bytes(
+        b"visitor_id,artwork_id,timestamp\nv1,b,2024-01-01T00:00:00Z\nv1,zzz,2024-01-01T00:00:00Z\n"
+        b"v2,caf\xe9,2024-01-01T00:00:00Z\nhello there\n\"v3,a\nv1,a,1704153600\nv4,a,not a time\n"
     )
-    likes = read_likes(tmp_path, artworks)
+    likes, feedback = read_likes(tmp_path, artworks)
     assert likes["artwork_id"].tolist() == ["b", "a"] and likes["user_id"].unique().tolist() == ["v1"]
-    (tmp_path / "likes.csv").write_text("visitor_id,artwork_id,timestamp\nv1,zzz,2024-01-01T00:00:00Z\n")
-    with pytest.raises(InputDataError, match=r"likes.csv, row 1, column .artwork_id.: row 1 \(line 2\): artwork id .zzz. is not in"):
-        read_likes(tmp_path, artworks)
+    assert likes["source_row"].tolist() == [2, 7] and likes["like_timestamp"].iloc[1] == pd.Timestamp("2024-01-02")
+    aside = feedback.set_aside_frame()
+    assert aside["line"].tolist() == [3, 4, 5, 6, 8] and set(aside["file"]) == {"likes.csv"}
+    reasons = aside["reason"].tolist()
+    assert "'zzz' is not in the catalogue" in reasons[0] and "not UTF-8" in reasons[1]
+    assert "expected 3 fields" in reasons[2] and "malformed CSV" in reasons[3] and "timestamp" in reasons[4]
+    (tmp_path / "likes.csv").write_text("visitor,artwork\nv1,a,2024-01-01\n")
+    likes, feedback = read_likes(tmp_path, artworks)
+    assert likes.empty and "header" in feedback.unreadable and len(feedback.set_aside) == 2
 
 
 def test_profiles_hold_every_basket_and_the_likes_once_in_time_order():
@@ -200,7 +209,12 @@ def test_snapshot_holds_the_served_tables_and_the_checks_passed(materialized, se
         for e in materialized.result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
     }
-    for name in ("recommendations_are_available_and_not_owned", "every_user_has_a_full_list", "snapshot_matches_tables"):
+    for name in (
+        "recommendations_are_available_and_not_owned",
+        "every_user_has_a_full_list",
+        "snapshot_matches_tables",
+        "every_like_line_is_used",
+    ):
         assert checks[name] is True, name
 
 

@@ -16,6 +16,11 @@
     return figure;
   }
 
+  function notice(text) {
+    var box = document.getElementById("notice");
+    if (box) { box.textContent = text; box.hidden = !text; }
+  }
+
   function render(data) {
     var grid = document.getElementById("for-you-grid");
     if (grid) {
@@ -38,11 +43,17 @@
     event.preventDefault();
     var button = form.querySelector("button");
     fetch(form.action, { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (r) {
+        if (r.ok) return r.json();
+        // The server said why (not saved, too many likes, ...): show its sentence, do not post again.
+        return r.json().then(function (body) { notice(body.error || "the like was not saved"); return null; },
+                             function () { notice("the like was not saved (" + r.status + ")"); return null; });
+      }, function () { form.submit(); return null; })  // no answer at all: the plain form post
       .then(function (data) {
+        if (!data) return;
+        notice("");
         if (button.classList.contains("big")) { button.classList.add("liked"); button.textContent = "\u2665 liked"; }
         render(data);
-      })
-      .catch(function () { form.submit(); });
+      });
   });
 })();
