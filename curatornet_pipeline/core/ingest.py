@@ -484,7 +484,8 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
     """Map every artwork id to its image ``folder/images/<id>.<jpg|jpeg|png|webp>`` (extension case-insensitive).
 
     Raises when the images folder is absent, when an id has no image (listing the first few and the
-    count) or when one id has several candidate files. Images of unknown ids are ignored.
+    count), when one id has several candidate files or when an image is a link that resolves outside the
+    folder. Images of unknown ids are ignored.
     """
     images_dir = Path(folder) / "images"
     if not images_dir.is_dir():
@@ -493,8 +494,16 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
         )
     wanted = set(artwork_ids)
     candidates: dict[str, list[Path]] = {}
+    real_dir = images_dir.resolve()
     for path in images_dir.iterdir():
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.stem in wanted and path.is_file():
+            # A link leading out of the folder would feed (and let the app serve) any file the process can read.
+            target = path.resolve()
+            if not target.is_relative_to(real_dir):
+                raise InputDataError(
+                    path,
+                    f"is a link to {target}, outside the images folder {real_dir}; copy the image into the folder",
+                )
             candidates.setdefault(path.stem, []).append(path)
     ambiguous = sorted(stem for stem, paths in candidates.items() if len(paths) > 1)
     if ambiguous:
