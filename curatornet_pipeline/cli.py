@@ -45,7 +45,7 @@ def _interrupted(result) -> bool:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    from curatornet_pipeline.definitions import defs
+    from curatornet_pipeline.definitions import build_definitions
     from curatornet_pipeline.duckdb_file import check_database_file
     from curatornet_pipeline.runner import materialize_everything
 
@@ -70,7 +70,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with _instance() as instance:
         result = materialize_everything(
-            defs,
+            build_definitions(),  # built now, so the settings in the environment at this call are the ones used
             instance=instance,
             run_config=run_config,
             raise_on_error=False,
@@ -89,7 +89,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """The fast path: new purchases, likes and images in, new served recommendations out, no retraining."""
-    from curatornet_pipeline.definitions import defs
+    from curatornet_pipeline.definitions import build_definitions
+    from curatornet_pipeline.duckdb_file import check_database_file
     from curatornet_pipeline.runner import refresh_serving
     from curatornet_pipeline.snapshot import snapshot_path
 
@@ -97,10 +98,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
         "ops": {"served_recommendations": {"config": {"k": args.k}}},
     }
+    # The refresh reads the model tables after it rewrote the serving inputs: a damaged block must stop it
+    # before the first write, not half-way.
+    check_database_file(settings.duckdb_path())
     print(f"refreshing served recommendations in {settings.duckdb_path()} (no retraining)", flush=True)
     started = time.perf_counter()
     with _instance() as instance:
-        result = refresh_serving(defs, instance=instance, run_config=run_config, raise_on_error=False)
+        result = refresh_serving(build_definitions(), instance=instance, run_config=run_config, raise_on_error=False)
     seconds = time.perf_counter() - started
     if not result.success:
         print(f"refresh {result.run_id} FAILED after {seconds:.1f} s; see the log above", file=sys.stderr)
@@ -211,7 +215,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Report runs whose process is gone, who holds the pool slots, and whether the DuckDB file is whole."""
-    from curatornet_pipeline.duckdb_file import DatabaseBusyError, DatabaseFileError, connect_for_reading
+    from curatornet_pipeline.duckdb_file import (
+        DatabaseBusyError,
+        DatabaseFileError,
+        connect_for_reading,
+        damage_error,
+        damaged_tables,
+    )
     from curatornet_pipeline.instance_health import release_dead_runs, slot_holders, unfinished_runs
 
     problems = 0
@@ -244,13 +254,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"database: no DuckDB file at {database} yet (the first run creates it)")
         return 1 if problems else 0
     try:
-        connect_for_reading(database, wait_seconds=0).close()
-        print(f"database: {database} is whole")
+        with connect_for_reading(database, wait_seconds=0) as con:
+            damaged = damaged_tables(con)  # every row of every table, so overwritten blocks are found too
     except DatabaseBusyError as error:
         print(f"database: {error}")
     except DatabaseFileError as error:
         print(f"database: {error}")
         problems += 1
+    else:
+        for table, error in damaged:
+            print(f"database: {damage_error(database, error, table)}")
+        if not damaged:
+            print(f"database: {database} is whole (every table read to its last row)")
+        problems += len(damaged)
     return 1 if problems else 0
 
 
@@ -279,12 +295,18 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expected_failure(error: BaseException) -> str | None:
+def _expected_failure(error: BaseException, database: Path) -> str | None:
     """The one-sentence message for a failure the user can act on, or None for a bug (keep the traceback)."""
     import duckdb
 
     from curatornet_pipeline.core.errors import InputDataError
-    from curatornet_pipeline.duckdb_file import DatabaseBusyError, DatabaseFileError, is_damage, is_lock_conflict
+    from curatornet_pipeline.duckdb_file import (
+        DatabaseBusyError,
+        DatabaseFileError,
+        damage_error,
+        is_damage,
+        is_lock_conflict,
+    )
     from curatornet_pipeline.serving import MissingImagesError, ModelLoadError
 
     if isinstance(error, (InputDataError, DatabaseBusyError, DatabaseFileError, ModelLoadError, MissingImagesError)):
@@ -292,7 +314,7 @@ def _expected_failure(error: BaseException) -> str | None:
     if is_lock_conflict(error):
         return f"the DuckDB file is locked by another process (a run writing it?): {str(error).splitlines()[0]}"
     if is_damage(error):
-        return f"the DuckDB file is damaged ({str(error).splitlines()[0]}): move it aside and rerun `curatornet materialize`"
+        return str(damage_error(database, error))
     if isinstance(error, duckdb.CatalogException):
         return f"a table is missing from the DuckDB file ({str(error).splitlines()[0]}): run `curatornet materialize`"
     if isinstance(error, (FileNotFoundError, IsADirectoryError, PermissionError)):
@@ -372,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
     except Exception as error:
-        message = _expected_failure(error)
+        message = _expected_failure(error, _database(args))
         if message is None or debug:
             raise
         print(f"error: {message}", file=sys.stderr)
