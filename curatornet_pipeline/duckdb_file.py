@@ -49,7 +49,7 @@ def lock_wait_seconds() -> float:
 
 
 def is_lock_conflict(error: BaseException) -> bool:
-    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+    return isinstance(error, duckdb.IOException) and mentions_lock_conflict(str(error))
 
 
 def _recovery_hint(path: Path) -> str:
@@ -59,7 +59,7 @@ def _recovery_hint(path: Path) -> str:
     )
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | str) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
@@ -167,12 +167,21 @@ def damaged_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, duckdb.Err
 _DAMAGE_MARKERS = ("Could not read enough bytes", "Corrupt database file", "does not match stored checksum")
 
 
+def mentions_damage(text: str) -> bool:
+    """Whether an error message (e.g. of a failed run's step) says blocks of a DuckDB file are missing or corrupt."""
+    return any(marker in text for marker in _DAMAGE_MARKERS)
+
+
 def is_damage(error: BaseException) -> bool:
     """Whether a DuckDB error raised while reading means blocks of the file are missing or corrupt."""
-    return isinstance(error, duckdb.Error) and any(marker in str(error) for marker in _DAMAGE_MARKERS)
+    return isinstance(error, duckdb.Error) and mentions_damage(str(error))
 
 
-def damage_error(path: Path, error: BaseException, table: str | None = None) -> DatabaseDamagedError:
+def mentions_lock_conflict(text: str) -> bool:
+    return "Could not set lock" in text
+
+
+def damage_error(path: Path, error: BaseException | str, table: str | None = None) -> DatabaseDamagedError:
     """The one-sentence message for a damaged file, naming the table when it is known, with the recovery."""
     what = f"table {table} cannot be read" if table else "a block cannot be read"
     return DatabaseDamagedError(f"{path} is damaged: {what} ({_first_line(error)}); {_recovery_hint(path)}")

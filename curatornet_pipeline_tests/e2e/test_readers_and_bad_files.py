@@ -54,8 +54,12 @@ def some_artworks(database: Path, n: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def assert_one_sentence(err: str, *needles: str) -> None:
+def assert_one_sentence(err: str, *needles: str, run_command: bool = False) -> None:
+    """One ``error:`` line; a run command (materialize, refresh) adds exactly one line naming its log file."""
     lines = [line for line in err.splitlines() if line.strip()]
+    if run_command:
+        assert len(lines) == 2 and lines[1].startswith("full log: "), err
+        lines = lines[:1]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for needle in needles:
@@ -120,7 +124,7 @@ def test_a_file_cut_to_half_is_detected_by_every_command(database_copy, capsys, 
     monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["materialize"]) == 2
-    assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize")
+    assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize", run_command=True)
     assert (database_copy.stat().st_size, database_copy.stat().st_mtime_ns) == before
 
 
@@ -171,7 +175,9 @@ def test_materialize_and_refresh_refuse_a_damaged_file_and_materialize_rebuilds_
     # Both refuse before writing anything: a refresh would rewrite serving tables, then meet the damage.
     for command in (["refresh"], ["materialize", "--config", str(config)]):
         assert main(command) == 2
-        assert_one_sentence(capsys.readouterr().err, f"table {tables.SERVING_CATALOGUE.name} cannot be read")
+        assert_one_sentence(
+            capsys.readouterr().err, f"table {tables.SERVING_CATALOGUE.name} cannot be read", run_command=True
+        )
         assert database.read_bytes() == before
 
     # The recovery the sentence gives: move the file aside, run a full materialize.
