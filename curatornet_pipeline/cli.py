@@ -110,6 +110,11 @@ class _RunLog:
     def isatty(self) -> bool:
         return False  # no colour codes in the file
 
+    def fileno(self) -> int:
+        # Code that writes to the stderr file descriptor itself (a subprocess, a C library) writes to the log.
+        self._file.flush()
+        return self._file.fileno()
+
     def close(self) -> None:
         if self._pending:
             self._route(self._pending)
