@@ -80,7 +80,8 @@ def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
         recommend_for_items(database, _some_artworks(database, 2), k=5)
 
 
-def test_materialize_rejects_a_config_that_is_not_a_mapping(tmp_path, capsys):
+def test_materialize_rejects_a_config_that_is_not_a_mapping(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))  # its log file goes there
     bad = tmp_path / "bad.yaml"
     bad.write_text("- just\n- a list\n")
     assert main(["materialize", "--config", str(bad)]) == 2
