@@ -51,6 +51,7 @@ REFRESH_SCHEDULE_NAME = "curatornet_daily_refresh"
 SOURCE_SENSOR_NAME = "curatornet_source_files_sensor"
 TRIGGER_TAG = "curatornet/trigger"
 SOURCE_DIGEST_TAG = "curatornet/source_digest"
+CHANGED_FILES_TAG = "curatornet/changed_files"
 # The asset whose latest materialization says which files the pipeline last ingested.
 SOURCE_FILES_KEY = dg.AssetKey("source_files")
 
@@ -124,15 +125,28 @@ def source_state_digest(folder: Path, fingerprint: dict[str, str]) -> str:
     return hashlib.sha1(canonical.encode()).hexdigest()
 
 
-def _materialized_digest(instance: dg.DagsterInstance) -> str | None:
-    """Digest of the files as the latest ``source_files`` materialization recorded them, if any."""
+def _materialized_state(instance: dg.DagsterInstance) -> tuple[Path, dict[str, str]] | None:
+    """(folder, fingerprints) as the latest ``source_files`` materialization recorded them, if any."""
     event = instance.get_latest_materialization_event(SOURCE_FILES_KEY)
     if event is None or event.asset_materialization is None:
         return None
     metadata = event.asset_materialization.metadata
     if "folder" not in metadata or "fingerprints" not in metadata:
         return None
-    return source_state_digest(Path(metadata["folder"].value), dict(metadata["fingerprints"].value))
+    return Path(metadata["folder"].value), dict(metadata["fingerprints"].value)
+
+
+def changed_files(folder: Path, fingerprint: dict[str, str], ingested: tuple[Path, dict[str, str]] | None) -> list[str]:
+    """Names of the source files (``images/`` for the folder) that differ from what was last ingested.
+
+    Compared with the latest ``source_files`` materialization, not with the previous tick, so a change seen
+    while a refresh failed is still named on the next one. Without an earlier ingest of ``folder``, every file
+    is new.
+    """
+    if ingested is None or ingested[0] != folder:
+        return sorted(fingerprint)
+    before = ingested[1]
+    return sorted(name for name in set(before) | set(fingerprint) if before.get(name) != fingerprint.get(name))
 
 
 def change_run_key(previous_digest: str | None, current_digest: str) -> str:
@@ -173,17 +187,24 @@ def source_files_sensor(context: dg.SensorEvaluationContext, gallery: GallerySou
     if busy:
         # Keep the old cursor: once the run ends, the next tick compares what it ingested with the files.
         return dg.SkipReason(f"refresh {busy[0]} is queued or running; will compare the files after it ends")
-    if _materialized_digest(context.instance) == current:
+    ingested = _materialized_state(context.instance)
+    if ingested is not None and source_state_digest(*ingested) == current:
         return dg.SensorResult(
             skip_reason=f"the latest source_files materialization already ingested these files ({current[:12]})",
             cursor=current,
         )
-    context.log.info(f"source files in {folder} changed: {sorted(fingerprint)}")
+    changed = changed_files(folder, fingerprint, ingested)
+    what = "not ingested yet" if ingested is None or ingested[0] != folder else "changed since the last ingest"
+    context.log.info(f"source files in {folder} {what}: {', '.join(changed)}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 run_key=change_run_key(context.cursor, current),
-                tags={TRIGGER_TAG: "source_files_sensor", SOURCE_DIGEST_TAG: current},
+                tags={
+                    TRIGGER_TAG: "source_files_sensor",
+                    SOURCE_DIGEST_TAG: current,
+                    CHANGED_FILES_TAG: ",".join(changed),
+                },
             )
         ],
         cursor=current,

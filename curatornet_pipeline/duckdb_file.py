@@ -7,6 +7,9 @@ bounded time (``CURATORNET_LOCK_WAIT_SECONDS``, default 30) instead of failing o
 A DuckDB file that lost its tail (a full disk, an interrupted copy) still opens, and even answers queries
 whose blocks lie in the surviving half; it fails only when a query reaches a missing block. The file's
 header records how many blocks it holds, so comparing that with the file's size finds the damage on open.
+Bytes overwritten inside the file (a bad disk sector, a copy that raced a writer) keep its size: DuckDB
+notices only when it reads the block and its checksum does not match, so :func:`damaged_tables` reads
+every row of every table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ class DatabaseFileError(RuntimeError):
     """The DuckDB file is missing, is not a DuckDB file, or is damaged; the message says how to recover."""
 
 
+class DatabaseDamagedError(DatabaseFileError):
+    """Blocks of the DuckDB file are missing or do not match their checksums."""
+
+
 class DatabaseBusyError(RuntimeError):
     """Another process kept the DuckDB file locked for longer than the reader waits."""
 
@@ -42,7 +49,7 @@ def lock_wait_seconds() -> float:
 
 
 def is_lock_conflict(error: BaseException) -> bool:
-    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+    return isinstance(error, duckdb.IOException) and mentions_lock_conflict(str(error))
 
 
 def _recovery_hint(path: Path) -> str:
@@ -52,7 +59,7 @@ def _recovery_hint(path: Path) -> str:
     )
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | str) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
@@ -70,7 +77,7 @@ def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     expected = block_size * used_blocks
     actual = path.stat().st_size
     if actual < expected:
-        raise DatabaseFileError(
+        raise DatabaseDamagedError(
             f"{path} is damaged: it holds {actual} bytes but its header lists {used_blocks} blocks in use "
             f"({expected} bytes), so it was cut short; {_recovery_hint(path)}"
         )
@@ -91,7 +98,9 @@ def connect_for_reading(path: Path, wait_seconds: float | None = None) -> duckdb
         try:
             con = duckdb.connect(str(path), read_only=True)
             break
-        except duckdb.IOException as error:
+        except duckdb.Error as error:  # IOException for a foreign file, a plain Error for a bad checksum
+            if is_damage(error):
+                raise damage_error(path, error) from error
             if not is_lock_conflict(error):
                 raise DatabaseFileError(
                     f"{path} cannot be opened as a DuckDB database ({_first_line(error)}); {_recovery_hint(path)}"
@@ -115,7 +124,7 @@ def connect_for_reading(path: Path, wait_seconds: float | None = None) -> duckdb
 
 
 def check_database_file(path: Path, wait_seconds: float = 0.0) -> bool:
-    """Raise DatabaseFileError if the file exists but is not a whole DuckDB file.
+    """Raise DatabaseFileError if the file exists but is not a whole DuckDB file, reading every table.
 
     Returns False when it could not be checked because a writer holds it (a live run: the writer's file is
     in use, so not the damaged leftover this check looks for), True when it was checked or does not exist.
@@ -123,13 +132,57 @@ def check_database_file(path: Path, wait_seconds: float = 0.0) -> bool:
     if not Path(path).exists():
         return True
     try:
-        connect_for_reading(path, wait_seconds).close()
+        con = connect_for_reading(path, wait_seconds)
     except DatabaseBusyError:
         return False
+    with con:
+        damaged = damaged_tables(con)
+    if damaged:
+        table, error = damaged[0]
+        raise damage_error(path, error, table)
     return True
 
 
+def damaged_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, duckdb.Error]]:
+    """(table, error) for every table of the file that cannot be read to its last row.
+
+    Hashing each whole row makes DuckDB read every column's blocks (and verify their checksums) without
+    bringing any row into Python, so this runs at scan speed in bounded memory.
+    """
+    names = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1, 2"
+    ).fetchall()
+    damaged = []
+    for schema, table in names:
+        try:
+            con.execute(f'SELECT count(*), bit_xor(hash(t)) FROM "{schema}"."{table}" AS t').fetchall()
+        except duckdb.Error as error:
+            if not is_damage(error):
+                raise
+            damaged.append((f"{schema}.{table}", error))
+    return damaged
+
+
+# What DuckDB says when a block is missing (a file cut short) or its bytes changed (checksum mismatch).
+_DAMAGE_MARKERS = ("Could not read enough bytes", "Corrupt database file", "does not match stored checksum")
+
+
+def mentions_damage(text: str) -> bool:
+    """Whether an error message (e.g. of a failed run's step) says blocks of a DuckDB file are missing or corrupt."""
+    return any(marker in text for marker in _DAMAGE_MARKERS)
+
+
 def is_damage(error: BaseException) -> bool:
-    """Whether a DuckDB error raised mid-query means blocks are missing from the file."""
-    return isinstance(error, duckdb.IOException) and "Could not read enough bytes" in str(error)
+    """Whether a DuckDB error raised while reading means blocks of the file are missing or corrupt."""
+    return isinstance(error, duckdb.Error) and mentions_damage(str(error))
+
+
+def mentions_lock_conflict(text: str) -> bool:
+    return "Could not set lock" in text
+
+
+def damage_error(path: Path, error: BaseException | str, table: str | None = None) -> DatabaseDamagedError:
+    """The one-sentence message for a damaged file, naming the table when it is known, with the recovery."""
+    what = f"table {table} cannot be read" if table else "a block cannot be read"
+    return DatabaseDamagedError(f"{path} is damaged: {what} ({_first_line(error)}); {_recovery_hint(path)}")
 

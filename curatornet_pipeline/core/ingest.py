@@ -28,7 +28,7 @@ import ast
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,31 +50,53 @@ _MAX_EPOCH_SECONDS = 9.2e9
 _MAX_LISTED = 5
 
 
+# Data rows checked at a time in the purchase/interaction files: a file of any size is validated in bounded
+# memory, and a bad row stops the read at the chunk that holds it instead of after the whole file.
+CHUNK_ROWS = 100_000
+
+
 @dataclass
 class _CsvTable:
-    """A CSV file read as strings, with the physical line on which each data row ends."""
+    """A CSV file, or ``offset`` rows into it a chunk of it, read as strings, with the physical line on which
+    each data row ends."""
 
     path: Path
     frame: pd.DataFrame
     lines: np.ndarray  # int64: line number (1-based, header is line 1) of each data row
+    offset: int = 0  # data rows of the file before this chunk
+    whole: bool = True  # False for a chunk: counts over "the file" are not known
+
+    def row(self, row_index: int) -> int:
+        """The 1-based data row in the file of the chunk's 0-based row ``row_index``."""
+        return self.offset + row_index + 1
 
     def where(self, row_index: int) -> str:
         """Human-readable position of the 0-based data row ``row_index``."""
-        return f"row {row_index + 1} (line {self.lines[row_index]})"
+        return f"row {self.row(row_index)} (line {self.lines[row_index]})"
 
 
 def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> _CsvTable:
-    """Read ``path`` strictly: every data row must have exactly as many fields as the header.
+    """Read ``path`` whole and strictly (see :func:`_iter_csv_chunks`)."""
+    chunks = list(_iter_csv_chunks(path, required, optional, chunk_rows=None))
+    return chunks[0]
 
-    The standard ``csv`` module is used instead of ``pandas.read_csv`` because pandas silently
-    turns an extra field into an index column and pads short rows, both of which hide bad rows.
-    Bytes that are not UTF-8 and CSV syntax errors (an overlong field, a NUL byte) are reported
-    with the data row and line where they occur.
+
+def _iter_csv_chunks(
+    path: Path, required: Sequence[str], optional: Sequence[str], chunk_rows: int | None
+) -> Iterator[_CsvTable]:
+    """Read ``path`` strictly, ``chunk_rows`` data rows at a time (all at once for None).
+
+    Every data row must have exactly as many fields as the header. The standard ``csv`` module is
+    used instead of ``pandas.read_csv`` because pandas silently turns an extra field into an index
+    column and pads short rows, both of which hide bad rows. Bytes that are not UTF-8 and CSV syntax
+    errors (an overlong field, a NUL byte) are reported with the data row and line where they occur.
+    A caller that checks each chunk before asking for the next stops at the first chunk with a bad row.
     """
     if not path.is_file():
         raise InputDataError(path, "file not found")
     rows: list[list[str]] = []
     lines: list[int] = []
+    offset = 0
     record_start = 1
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
@@ -103,12 +125,16 @@ def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str]
                 if len(fields) != len(header):
                     raise InputDataError(
                         path,
-                        f"row {len(rows) + 1} (line {reader.line_num}): expected {len(header)} fields "
+                        f"row {offset + len(rows) + 1} (line {reader.line_num}): expected {len(header)} fields "
                         f"({', '.join(header)}), found {len(fields)}",
-                        row=len(rows) + 1,
+                        row=offset + len(rows) + 1,
                     )
                 rows.append([value.strip() for value in fields])
                 lines.append(reader.line_num)
+                if chunk_rows is not None and len(rows) == chunk_rows:
+                    yield _chunk(path, header, required, optional, rows, lines, offset, whole=False)
+                    offset += len(rows)
+                    rows, lines = [], []
     except UnicodeDecodeError:
         raise _not_utf8_error(path) from None
     except csv.Error as exc:
@@ -120,14 +146,27 @@ def _read_csv_table(path: Path, required: Sequence[str], optional: Sequence[str]
             )
         if record_start == 1:
             raise InputDataError(path, f"the header (line 1): malformed CSV ({exc}){hint}") from None
-        raise InputDataError(
-            path, f"row {len(rows) + 1} (line {record_start}): malformed CSV ({exc}){hint}", row=len(rows) + 1
-        ) from None
-    if not rows:
+        row = offset + len(rows) + 1
+        raise InputDataError(path, f"row {row} (line {record_start}): malformed CSV ({exc}){hint}", row=row) from None
+    if not rows and not offset:
         raise InputDataError(path, "file has a header but no data rows")
+    if rows:
+        yield _chunk(path, header, required, optional, rows, lines, offset, whole=chunk_rows is None)
+
+
+def _chunk(
+    path: Path,
+    header: list[str],
+    required: Sequence[str],
+    optional: Sequence[str],
+    rows: list[list[str]],
+    lines: list[int],
+    offset: int,
+    whole: bool,
+) -> _CsvTable:
     keep = [name for name in header if name in required or name in optional]
     frame = pd.DataFrame(rows, columns=header, dtype=object)[keep]
-    return _CsvTable(path, frame, np.asarray(lines, dtype=np.int64))
+    return _CsvTable(path, frame, np.asarray(lines, dtype=np.int64), offset, whole)
 
 
 def _not_utf8_error(path: Path) -> InputDataError:
@@ -157,19 +196,23 @@ def _require_non_empty(table: _CsvTable, column: str) -> None:
     empty = np.flatnonzero(table.frame[column].to_numpy() == "")
     if len(empty):
         i = int(empty[0])
+        count = f" ({len(empty)} empty in total)" if table.whole else ""
         raise InputDataError(
             table.path,
-            f"{table.where(i)}: empty value in column '{column}' ({len(empty)} empty in total)",
-            row=i + 1,
+            f"{table.where(i)}: empty value in column '{column}'{count}",
+            row=table.row(i),
             column=column,
         )
 
 
-def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> pd.Series:
+def _parse_timestamps(
+    table: _CsvTable, column: str, *, allow_missing: bool, first_seen: dict | None = None
+) -> pd.Series:
     """Parse one timestamp column: all epoch seconds (int or float) or all ISO 8601 strings.
 
     ISO strings with a UTC offset are converted to UTC; all results are timezone-naive
-    ``datetime64[ns]``. Empty cells become NaT only when ``allow_missing``.
+    ``datetime64[ns]``. Empty cells become NaT only when ``allow_missing``. For a file read in
+    chunks, pass the same ``first_seen`` dict for every chunk: the file's first value decides the form.
     """
     values = table.frame[column].to_numpy()
     present = values != ""
@@ -180,8 +223,11 @@ def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> 
     result = pd.Series(pd.NaT, index=range(len(values)), dtype="datetime64[ns]")
     if len(present_idx) == 0:
         return result
-    first = int(present_idx[0])
-    numeric_column = bool(is_number[first])
+    first_seen = {} if first_seen is None else first_seen
+    if not first_seen:
+        first = int(present_idx[0])
+        first_seen.update(value=values[first], where=table.where(first), numeric=bool(is_number[first]))
+    numeric_column = first_seen["numeric"]
     odd = present_idx[is_number[present_idx] != numeric_column]
     if len(odd):
         i = int(odd[0])
@@ -189,8 +235,8 @@ def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> 
         raise InputDataError(
             table.path,
             f"{table.where(i)}: value {values[i]!r} mixes {kinds[1]} into a column of {kinds[0]} "
-            f"(first value {values[first]!r} in {table.where(first)}); use one form per column",
-            row=i + 1,
+            f"(first value {first_seen['value']!r} in {first_seen['where']}); use one form per column",
+            row=table.row(i),
             column=column,
         )
     if numeric_column:
@@ -202,7 +248,7 @@ def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> 
                 table.path,
                 f"{table.where(i)}: {values[i]!r} is not a usable epoch time in seconds "
                 f"(must be finite and within +/-{_MAX_EPOCH_SECONDS:.1e}; milliseconds are not accepted)",
-                row=i + 1,
+                row=table.row(i),
                 column=column,
             )
         # Whole seconds are converted as integers so that large epochs keep exact precision.
@@ -219,7 +265,7 @@ def _parse_timestamps(table: _CsvTable, column: str, *, allow_missing: bool) -> 
                 table.path,
                 f"{table.where(i)}: cannot parse {values[i]!r} as a timestamp "
                 "(expected epoch seconds or ISO 8601 such as 2016-03-01 or 2016-03-01T12:30:00Z)",
-                row=i + 1,
+                row=table.row(i),
                 column=column,
             )
         parsed = parsed.dt.tz_convert(None)
@@ -253,7 +299,7 @@ def _require_file_name_ids(table: _CsvTable, column: str) -> None:
                 table.path,
                 f"{table.where(i)}: artwork id {artwork_id!r} {problem}; an artwork id names its image file "
                 "(images/<id>.png), so it must be a plain file name",
-                row=i + 1,
+                row=table.row(i),
                 column=column,
             )
 
@@ -272,7 +318,7 @@ def _build_artworks(table: _CsvTable, id_column: str, artist_column: str, upload
             table.path,
             f"artwork id {ids.iloc[first]!r} appears more than once: {places} "
             f"({int(ids.duplicated().sum())} duplicate rows in total)",
-            row=int(same[1]) + 1,
+            row=table.row(int(same[1])),
             column=id_column,
         )
     _require_file_name_ids(table, id_column)
@@ -301,14 +347,14 @@ def _parse_basket(text: str, table: _CsvTable, i: int, column: str) -> list[str]
         raise InputDataError(
             table.path,
             f"{table.where(i)}: cannot parse basket {text!r} as a Python list of artwork ids ({type(exc).__name__})",
-            row=i + 1,
+            row=table.row(i),
             column=column,
         ) from None
     if not isinstance(basket, list) or not basket:
         raise InputDataError(
             table.path,
             f"{table.where(i)}: basket {text!r} must be a non-empty list of artwork ids such as \"['a1', 'b2']\"",
-            row=i + 1,
+            row=table.row(i),
             column=column,
         )
     for item in basket:
@@ -316,7 +362,7 @@ def _parse_basket(text: str, table: _CsvTable, i: int, column: str) -> list[str]
             raise InputDataError(
                 table.path,
                 f"{table.where(i)}: basket {text!r} contains {item!r}; every element must be a non-empty string id",
-                row=i + 1,
+                row=table.row(i),
                 column=column,
             )
     return basket
@@ -326,7 +372,7 @@ def _unknown_artwork(table: _CsvTable, i: int, column: str, artwork_id: str, cat
     return InputDataError(
         table.path,
         f"{table.where(i)}: artwork id {artwork_id!r} is not in {catalogue.name}",
-        row=i + 1,
+        row=table.row(i),
         column=column,
     )
 
@@ -369,34 +415,40 @@ def read_ugallery(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     uploads = _parse_timestamps(inventory, "upload_timestamp", allow_missing=False)
     artworks = _build_artworks(inventory, "artwork_id_hash", "artist_id_hash", uploads)
 
-    purchases = _read_csv_table(
-        folder / "purchases.csv", ["user_id_hash", "purchase_timestamp", "purchased_artwork_ids_hash"]
-    )
-    _require_non_empty(purchases, "user_id_hash")
-    times = _parse_timestamps(purchases, "purchase_timestamp", allow_missing=False).to_numpy()
     lookup = _artwork_lookup(artworks)
-    users = purchases.frame["user_id_hash"].to_numpy()
-    baskets = purchases.frame["purchased_artwork_ids_hash"].to_numpy()
-    out_user, out_time, out_item, out_idx, out_row = [], [], [], [], []
-    for i, text in enumerate(baskets):
-        for artwork_id in _parse_basket(text, purchases, i, "purchased_artwork_ids_hash"):
-            idx = lookup.get(artwork_id)
-            if idx is None:
-                raise _unknown_artwork(purchases, i, "purchased_artwork_ids_hash", artwork_id, inventory.path)
-            out_user.append(users[i])
-            out_time.append(times[i])
-            out_item.append(artwork_id)
-            out_idx.append(idx)
-            out_row.append(i + 1)
-    transactions = pd.DataFrame(
-        {
-            "user_id": pd.Series(out_user, dtype=object).astype(str),
-            "purchase_timestamp": np.asarray(out_time, dtype="datetime64[ns]"),
-            "artwork_id": pd.Series(out_item, dtype=object).astype(str),
-            "artwork_idx": out_idx,
-            "source_row": out_row,
-        }
-    )
+    first_time: dict = {}
+    parts = []
+    columns = ["user_id_hash", "purchase_timestamp", "purchased_artwork_ids_hash"]
+    for purchases in _iter_csv_chunks(folder / "purchases.csv", columns, (), CHUNK_ROWS):
+        _require_non_empty(purchases, "user_id_hash")
+        times = _parse_timestamps(
+            purchases, "purchase_timestamp", allow_missing=False, first_seen=first_time
+        ).to_numpy()
+        users = purchases.frame["user_id_hash"].to_numpy()
+        baskets = purchases.frame["purchased_artwork_ids_hash"].to_numpy()
+        out_user, out_time, out_item, out_idx, out_row = [], [], [], [], []
+        for i, text in enumerate(baskets):
+            for artwork_id in _parse_basket(text, purchases, i, "purchased_artwork_ids_hash"):
+                idx = lookup.get(artwork_id)
+                if idx is None:
+                    raise _unknown_artwork(purchases, i, "purchased_artwork_ids_hash", artwork_id, inventory.path)
+                out_user.append(users[i])
+                out_time.append(times[i])
+                out_item.append(artwork_id)
+                out_idx.append(idx)
+                out_row.append(purchases.row(i))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "user_id": pd.Series(out_user, dtype=object).astype(str),
+                    "purchase_timestamp": np.asarray(out_time, dtype="datetime64[ns]"),
+                    "artwork_id": pd.Series(out_item, dtype=object).astype(str),
+                    "artwork_idx": np.asarray(out_idx, dtype=np.int64),
+                    "source_row": np.asarray(out_row, dtype=np.int64),
+                }
+            )
+        )
+    transactions = pd.concat(parts, ignore_index=True)
     transactions["basket_id"] = _assign_baskets(transactions)
     return artworks, _finish_transactions(transactions)
 
@@ -417,34 +469,40 @@ def read_generic(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         uploads = pd.Series(pd.NaT, index=range(len(items.frame)), dtype="datetime64[ns]")
     artworks = _build_artworks(items, "item_id", "artist_id", uploads)
 
-    interactions = _read_csv_table(folder / "interactions.csv", ["user_id", "item_id", "timestamp"], ["artist_id"])
-    _require_non_empty(interactions, "user_id")
-    _require_non_empty(interactions, "item_id")
-    times = _parse_timestamps(interactions, "timestamp", allow_missing=False)
-    item_ids = interactions.frame["item_id"].to_numpy()
-    idx = _artwork_indices(interactions, "item_id", artworks, items.path)
-    if "artist_id" in interactions.frame.columns:
-        given = interactions.frame["artist_id"].to_numpy()
-        expected = artworks["artist_id"].to_numpy()[idx]
-        conflict = np.flatnonzero((given != "") & (given != expected))
-        if len(conflict):
-            i = int(conflict[0])
-            raise InputDataError(
-                interactions.path,
-                f"{interactions.where(i)}: artist_id {given[i]!r} contradicts items.csv, "
-                f"which gives artist {expected[i]!r} for item {item_ids[i]!r}",
-                row=i + 1,
-                column="artist_id",
+    first_time: dict = {}
+    parts = []
+    columns = ["user_id", "item_id", "timestamp"]
+    for interactions in _iter_csv_chunks(folder / "interactions.csv", columns, ["artist_id"], CHUNK_ROWS):
+        _require_non_empty(interactions, "user_id")
+        _require_non_empty(interactions, "item_id")
+        times = _parse_timestamps(interactions, "timestamp", allow_missing=False, first_seen=first_time)
+        item_ids = interactions.frame["item_id"].to_numpy()
+        idx = _artwork_indices(interactions, "item_id", artworks, items.path)
+        if "artist_id" in interactions.frame.columns:
+            given = interactions.frame["artist_id"].to_numpy()
+            expected = artworks["artist_id"].to_numpy()[idx]
+            conflict = np.flatnonzero((given != "") & (given != expected))
+            if len(conflict):
+                i = int(conflict[0])
+                raise InputDataError(
+                    interactions.path,
+                    f"{interactions.where(i)}: artist_id {given[i]!r} contradicts items.csv, "
+                    f"which gives artist {expected[i]!r} for item {item_ids[i]!r}",
+                    row=interactions.row(i),
+                    column="artist_id",
+                )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "user_id": interactions.frame["user_id"].astype(str).to_numpy(),
+                    "purchase_timestamp": times.to_numpy(dtype="datetime64[ns]"),
+                    "artwork_id": pd.Series(item_ids, dtype=object).astype(str).to_numpy(),
+                    "artwork_idx": idx,
+                    "source_row": interactions.offset + np.arange(1, len(item_ids) + 1, dtype=np.int64),
+                }
             )
-    transactions = pd.DataFrame(
-        {
-            "user_id": interactions.frame["user_id"].astype(str).to_numpy(),
-            "purchase_timestamp": times.to_numpy(dtype="datetime64[ns]"),
-            "artwork_id": pd.Series(item_ids, dtype=object).astype(str).to_numpy(),
-            "artwork_idx": idx,
-            "source_row": np.arange(1, len(item_ids) + 1, dtype=np.int64),
-        }
-    )
+        )
+    transactions = pd.concat(parts, ignore_index=True)
     transactions["basket_id"] = _assign_baskets(transactions)
     return artworks, _finish_transactions(transactions)
 
@@ -484,7 +542,8 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
     """Map every artwork id to its image ``folder/images/<id>.<jpg|jpeg|png|webp>`` (extension case-insensitive).
 
     Raises when the images folder is absent, when an id has no image (listing the first few and the
-    count) or when one id has several candidate files. Images of unknown ids are ignored.
+    count), when one id has several candidate files or when an image is a link that resolves outside the
+    folder. Images of unknown ids are ignored.
     """
     images_dir = Path(folder) / "images"
     if not images_dir.is_dir():
@@ -493,8 +552,16 @@ def find_image_files(folder: Path, artwork_ids: Sequence[str]) -> dict[str, Path
         )
     wanted = set(artwork_ids)
     candidates: dict[str, list[Path]] = {}
+    real_dir = images_dir.resolve()
     for path in images_dir.iterdir():
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.stem in wanted and path.is_file():
+            # A link leading out of the folder would feed (and let the app serve) any file the process can read.
+            target = path.resolve()
+            if not target.is_relative_to(real_dir):
+                raise InputDataError(
+                    path,
+                    f"is a link to {target}, outside the images folder {real_dir}; copy the image into the folder",
+                )
             candidates.setdefault(path.stem, []).append(path)
     ambiguous = sorted(stem for stem, paths in candidates.items() if len(paths) > 1)
     if ambiguous:
@@ -538,7 +605,7 @@ def read_availability(folder: Path) -> pd.Series | None:
         raise InputDataError(
             table.path,
             f"{table.where(i)}: availability {values[i]!r} is not one of 1/0, true/false, yes/no (or empty)",
-            row=i + 1,
+            row=table.row(i),
             column=AVAILABILITY_COLUMN,
         )
     stated = values != ""

@@ -184,6 +184,25 @@ def test_sensor_does_not_rerun_files_that_were_already_ingested(tmp_path):
         assert len(run_requests(tick(gallery, instance, cursor=result.cursor))) == 1
 
 
+def test_sensor_names_only_the_files_that_changed(tmp_path):
+    folder = write_ugallery_folder(tmp_path / "gallery")
+    gallery = GallerySource(source=str(folder))
+    with dg.DagsterInstance.ephemeral() as instance:
+        [first] = run_requests(tick(gallery, instance))
+        # Nothing ingested yet: every file is new.
+        assert first.tags[automation.CHANGED_FILES_TAG] == "images/,inventory.csv,purchases.csv"
+        resources = {"gallery": gallery, "duckdb": CuratorDuckDB(database=str(tmp_path / "curatornet.duckdb"))}
+        assert dg.materialize([source_files], resources=resources, instance=instance).success
+        (folder / "likes.csv").write_text("visitor_id,artwork_id,timestamp\nv1,a1,5000\n")
+        result = tick(gallery, instance)
+        [request] = run_requests(result)
+        assert request.tags[automation.CHANGED_FILES_TAG] == "likes.csv"
+        with (folder / "purchases.csv").open("a") as handle:
+            handle.write("u2,4000,\"['c3']\"\n")
+        [both] = run_requests(tick(gallery, instance, cursor=result.cursor))
+        assert both.tags[automation.CHANGED_FILES_TAG] == "likes.csv,purchases.csv"
+
+
 # --------------------------------------------------------------------------------------------- freshness
 
 

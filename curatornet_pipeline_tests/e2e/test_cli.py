@@ -1,13 +1,18 @@
 """The `curatornet` command, run as a user runs it."""
 
+import os
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 from PIL import Image
 
 from curatornet_pipeline.cli import main
+from curatornet_pipeline.jobs import SERVING_REFRESH_JOB
 from curatornet_pipeline.serving import recommend_for_items
+from curatornet_pipeline_tests.support.processes import make_dagster_home
 
 
 
@@ -75,8 +80,37 @@ def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
         recommend_for_items(database, _some_artworks(database, 2), k=5)
 
 
-def test_materialize_rejects_a_config_that_is_not_a_mapping(tmp_path, capsys):
+def test_materialize_rejects_a_config_that_is_not_a_mapping(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))  # its log file goes there
     bad = tmp_path / "bad.yaml"
     bad.write_text("- just\n- a list\n")
     assert main(["materialize", "--config", str(bad)]) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_without_dagster_home_runs_go_to_the_project_instance_next_to_the_data_folder(
+    materialized, tmp_path, capsys, monkeypatch
+):
+    """`.venv/bin/curatornet refresh` outside `make` records its run where `make ui` looks, not in a temporary one."""
+    project = tmp_path / "project"
+    home = make_dagster_home(project / ".dagster_home")  # the layout of a checkout: data/ next to .dagster_home/
+    (project / "data").mkdir()
+    shutil.copy(materialized.database, project / "data" / "curatornet.duckdb")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("CURATORNET_DUCKDB_PATH", raising=False)
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(project / "data"))
+    monkeypatch.setenv("CURATORNET_SOURCE", str(materialized.data_dir / "demo_gallery_tiny_seed7"))
+
+    assert main(["refresh"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"instance: {home} (the project's instance; set DAGSTER_HOME to use another)"
+    assert "DAGSTER_HOME" not in os.environ  # put back for whoever called main()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+    assert run.job_name == SERVING_REFRESH_JOB and run.is_success and run.run_id in out
+
+    # DAGSTER_HOME wins when set.
+    other = make_dagster_home(tmp_path / "other_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(other))
+    assert main(["doctor", "--database", str(project / "data" / "curatornet.duckdb")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"instance: {other} (DAGSTER_HOME is set)"

@@ -13,10 +13,15 @@ from pathlib import Path
 import duckdb
 import pytest
 import torch
+import yaml
 from PIL import Image
 
+from curatornet_pipeline import tables
 from curatornet_pipeline.cli import main
 from curatornet_pipeline.duckdb_file import DatabaseFileError
+from curatornet_pipeline_tests.support.damage import overwrite_blocks_of
+from curatornet_pipeline_tests.support.processes import make_dagster_home
+from curatornet_pipeline_tests.support.tiny import TINY_OPS_CONFIG
 
 HOLD_WRITE_LOCK = """
 import sys, time, duckdb
@@ -49,8 +54,12 @@ def some_artworks(database: Path, n: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def assert_one_sentence(err: str, *needles: str) -> None:
+def assert_one_sentence(err: str, *needles: str, run_command: bool = False) -> None:
+    """One ``error:`` line; a run command (materialize, refresh) adds exactly one line naming its log file."""
     lines = [line for line in err.splitlines() if line.strip()]
+    if run_command:
+        assert len(lines) == 2 and lines[1].startswith("full log: "), err
+        lines = lines[:1]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for needle in needles:
@@ -115,8 +124,67 @@ def test_a_file_cut_to_half_is_detected_by_every_command(database_copy, capsys, 
     monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert main(["materialize"]) == 2
-    assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize")
+    assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize", run_command=True)
     assert (database_copy.stat().st_size, database_copy.stat().st_mtime_ns) == before
+
+
+def all_tables(database: Path) -> list[str]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def test_overwritten_blocks_are_found_by_doctor_and_explained_by_every_command(database_copy, capsys, monkeypatch):
+    liked = some_artworks(database_copy, 2)
+    overwrite_blocks_of(database_copy, [tables.METRIC_TABLE.name])
+    # Same size, opens as before: only reading the rows finds the damage.
+    duckdb.connect(str(database_copy), read_only=True).close()
+
+    assert main(["doctor", "--database", str(database_copy)]) == 1
+    report = capsys.readouterr().out
+    assert f"{database_copy} is damaged: table {tables.METRIC_TABLE.name} cannot be read (Corrupt database file" in report
+    assert "curatornet materialize" in report and "is whole" not in report
+
+    assert main(["metrics", "--database", str(database_copy)]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(database_copy), "is damaged", "checksum", "mv ")
+
+    overwrite_blocks_of(database_copy, all_tables(database_copy))
+    assert main(["recommend", "--items", ",".join(liked), "--database", str(database_copy)]) == 2
+    assert_one_sentence(capsys.readouterr().err, str(database_copy), "is damaged", "curatornet materialize")
+
+
+@pytest.mark.slow
+def test_materialize_and_refresh_refuse_a_damaged_file_and_materialize_rebuilds_it(
+    materialized, tmp_path, capsys, monkeypatch
+):
+    database = tmp_path / "data" / "curatornet.duckdb"
+    database.parent.mkdir()
+    shutil.copy(materialized.database, database)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({"ops": TINY_OPS_CONFIG}))
+    monkeypatch.setenv("CURATORNET_DATA_DIR", str(database.parent))
+    monkeypatch.setenv("CURATORNET_DEMO_SCALE", "tiny")
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "home")))
+    monkeypatch.delenv("CURATORNET_DUCKDB_PATH", raising=False)
+    monkeypatch.delenv("CURATORNET_SOURCE", raising=False)
+    overwrite_blocks_of(database, [tables.SERVING_CATALOGUE.name])
+    before = database.read_bytes()
+
+    # Both refuse before writing anything: a refresh would rewrite serving tables, then meet the damage.
+    for command in (["refresh"], ["materialize", "--config", str(config)]):
+        assert main(command) == 2
+        assert_one_sentence(
+            capsys.readouterr().err, f"table {tables.SERVING_CATALOGUE.name} cannot be read", run_command=True
+        )
+        assert database.read_bytes() == before
+
+    # The recovery the sentence gives: move the file aside, run a full materialize.
+    database.rename(database.with_suffix(".duckdb.broken"))
+    assert main(["materialize", "--config", str(config)]) == 0
+    assert main(["doctor", "--database", str(database)]) == 0
+    assert "is whole" in capsys.readouterr().out
 
 
 def test_a_text_file_named_duckdb_is_one_sentence(tmp_path, capsys):

@@ -81,6 +81,40 @@ def test_undecodable_image_fails_naming_the_file(ugallery_copy, tmp_path):
     assert image.name in failure_message(result)
 
 
+def test_truncated_image_stops_the_run_before_any_table_is_written(ugallery_copy, tmp_path):
+    data_dir = tmp_path / "data"
+    assert _run(data_dir, ugallery_copy, INGEST).success
+    before = _count(data_dir / "curatornet.duckdb", "ingest.raw_transactions")
+    (ugallery_copy / "purchases.csv").write_text(
+        "".join((ugallery_copy / "purchases.csv").read_text().splitlines(keepends=True)[:-1])
+    )
+    # The header survives, so opening the file (what the pre-check did) still works; the pixels do not.
+    image = sorted((ugallery_copy / "images").iterdir())[3]
+    image.write_bytes(image.read_bytes()[: len(image.read_bytes()) // 2])
+    result = _run(data_dir, ugallery_copy, THROUGH_SPLIT)
+    assert not result.success
+    failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failed == ["source_files"]
+    assert image.name in failure_message(result)
+    assert _count(data_dir / "curatornet.duckdb", "ingest.raw_transactions") == before
+
+
+def test_image_link_leading_out_of_the_folder_is_refused(ugallery_copy, tmp_path):
+    image = sorted((ugallery_copy / "images").iterdir())[0]
+    secret = tmp_path / "outside.png"
+    shutil.copy(image, secret)  # a decodable image, so only where the link leads is wrong
+    image.unlink()
+    image.symlink_to(secret)
+    result = _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT)
+    assert not result.success
+    assert f"{image}: is a link to {secret}, outside the images folder" in failure_message(result)
+    # A link that stays inside the folder is an ordinary image.
+    image.unlink()
+    shutil.move(secret, ugallery_copy / "images" / "original.png")
+    image.symlink_to("original.png")
+    assert _run(tmp_path / "data", ugallery_copy, THROUGH_SPLIT).success
+
+
 def test_ugallery_folder_with_precomputed_embeddings(ugallery_copy, tmp_path):
     ids = sorted(row["artwork_id_hash"] for row in csv.DictReader(open(ugallery_copy / "inventory.csv")))
     vectors = np.random.default_rng(0).normal(size=(len(ids), 2048)).astype(np.float32)

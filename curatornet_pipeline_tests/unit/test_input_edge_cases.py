@@ -100,3 +100,58 @@ def test_artwork_id_that_is_not_a_file_name_is_refused_with_its_row(tmp_path, ar
         read_generic(folder)
     message = str(error.value)
     assert "items.csv" in message and "row 2 (line 3)" in message and problem in message
+
+
+# --- big purchase files: checked while streaming --------------------------------------------------------
+
+
+def _write_big_ugallery(folder: Path, n_rows: int, bad_row: int | None) -> None:
+    """A UGallery folder whose purchases.csv holds ``n_rows`` well-formed rows (a few MB)."""
+    folder.mkdir()
+    ids = [f"art{i:04d}" for i in range(200)]
+    with open(folder / "inventory.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["artwork_id_hash", "artist_id_hash", "upload_timestamp"])
+        writer.writerows([artwork, f"artist{i % 17}", 1_400_000_000 + i] for i, artwork in enumerate(ids))
+    with open(folder / "purchases.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id_hash", "purchase_timestamp", "purchased_artwork_ids_hash"])
+        for row in range(1, n_rows + 1):
+            artwork = "not_in_catalogue" if row == bad_row else ids[row % len(ids)]
+            writer.writerow([f"user{row % 5000}", 1_500_000_000 + row, f"['{artwork}']"])
+        # A broken row at the very end: a reader that takes in the whole file first reports this one.
+        handle.write("a,row,with,too,many,fields\n")
+
+
+# Chunks of 20,000 rows (instead of 100,000) keep the files a few MB while spanning several chunks.
+SMALL_CHUNKS = 20_000
+
+
+def test_a_big_purchases_file_fails_at_its_first_bad_row_without_reading_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr("curatornet_pipeline.core.ingest.CHUNK_ROWS", SMALL_CHUNKS)
+    CHUNK_ROWS = SMALL_CHUNKS
+    n_rows = 2 * CHUNK_ROWS + 10  # three chunks, the broken last row in the third; about 2 MB
+    bad_row = CHUNK_ROWS + 1_234  # in the second chunk, so row numbers must count the rows before it
+    _write_big_ugallery(tmp_path / "big", n_rows, bad_row)
+    with pytest.raises(InputDataError) as raised:
+        read_ugallery(tmp_path / "big")
+    error = raised.value
+    assert str(error) == (
+        f"{tmp_path / 'big' / 'purchases.csv'}, row {bad_row}, column 'purchased_artwork_ids_hash': "
+        f"row {bad_row} (line {bad_row + 1}): artwork id 'not_in_catalogue' is not in inventory.csv"
+    )
+    assert (error.row, error.column) == (bad_row, "purchased_artwork_ids_hash")
+
+
+def test_a_big_purchases_file_reads_whole_across_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr("curatornet_pipeline.core.ingest.CHUNK_ROWS", SMALL_CHUNKS)
+    n_rows = SMALL_CHUNKS + 5
+    folder = tmp_path / "big"
+    _write_big_ugallery(folder, n_rows, None)
+    lines = (folder / "purchases.csv").read_text().splitlines()
+    (folder / "purchases.csv").write_text("\n".join(lines[:-1]) + "\n")  # without the broken last row
+    _, transactions = read_ugallery(folder)
+    assert len(transactions) == n_rows
+    assert sorted(transactions["source_row"].tolist()) == list(range(1, n_rows + 1))
+    last = transactions.loc[transactions["source_row"] == n_rows].iloc[0]
+    assert last["user_id"] == f"user{n_rows % 5000}" and last["artwork_id"] == f"art{n_rows % 200:04d}"
