@@ -17,6 +17,8 @@ from curatornet_pipeline import settings, tables
 
 DEBUG_ENV = "CURATORNET_DEBUG"
 INTERRUPTED_EXIT = 130
+# jobs.FULL_REFRESH_JOB and jobs.COLD_START_JOB, spelled here so that the parser does not import Dagster.
+FULL_REFRESH_JOB, COLD_START_JOB = "curatornet_full_refresh", "curatornet_cold_start"
 
 
 def _instance():
@@ -66,7 +68,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     # A damaged file would take every upstream step's rewrite and then fail at the first step that reads a
     # lost block, on every rerun; refuse before anything is written.
     check_database_file(database)
-    print(f"materializing every asset into {database} (source: {settings.source_setting()})", flush=True)
+    what = "every asset" if args.job == FULL_REFRESH_JOB else f"the {args.job} job"
+    print(f"materializing {what} into {database} (source: {settings.source_setting()})", flush=True)
     started = time.perf_counter()
     with _instance() as instance:
         result = materialize_everything(
@@ -75,6 +78,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             run_config=run_config,
             raise_on_error=False,
             report=lambda line: print(line, file=sys.stderr, flush=True),
+            job_name=args.job,
         )
     minutes = (time.perf_counter() - started) / 60
     if _interrupted(result):
@@ -316,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    materialize.add_argument(
+        "--job",
+        default=FULL_REFRESH_JOB,
+        choices=[FULL_REFRESH_JOB, COLD_START_JOB],
+        help=f"the job to run (default {FULL_REFRESH_JOB}, every asset; {COLD_START_JOB}: the new-customer and "
+        "new-artwork evaluation, after a full run)",
+    )
     materialize.set_defaults(func=cmd_materialize)
 
     refresh = sub.add_parser(
