@@ -247,37 +247,33 @@ def run_protocol(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pytorch", "duckdb"},
-    deps=DEPS,
-    pool="duckdb",
-    description=(
-        "New customers: a seeded 20% of the repeat buyers is removed from all training data, CuratorNet and VBPR are "
-        "retrained without them, and each method ranks their last basket from their earlier ones "
-        f"({tables.NEW_CUSTOMER_METRICS}): CuratorNet reads the profile, VBPR folds a vector in (items frozen) or "
-        "falls back to item + visual bias. Paired t-tests against CuratorNet and the serving cost of each."
-    ),
-)
-def new_customer_metrics(
-    context: dg.AssetExecutionContext, config: ColdStartConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return run_protocol(context, config, duckdb, NEW_CUSTOMERS)
+def protocol_asset(name: str, protocol: str, description: str) -> dg.AssetsDefinition:
+    """The asset of one protocol: retrain, evaluate, write its partition of the cold-start tables."""
+
+    def _asset(
+        context: dg.AssetExecutionContext, config: ColdStartConfig, duckdb: DuckDBResource
+    ) -> dg.MaterializeResult:
+        return run_protocol(context, config, duckdb, protocol)
+
+    return dg.asset(
+        name=name, group_name=GROUP, kinds={"pytorch", "duckdb"}, deps=DEPS, pool="duckdb", description=description
+    )(_asset)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pytorch", "duckdb"},
-    deps=DEPS,
-    pool="duckdb",
-    description=(
-        "New artworks: CuratorNet and VBPR retrained on the purchases up to a cut-off time (the 80th percentile of "
-        "purchase times) and the artworks known then; each customer's first basket after it is ranked "
-        f"({tables.NEW_ARTWORK_METRICS}). How many target artworks are new to the models; VBPR scores a new artwork "
-        "by its visual terms only."
-    ),
+new_customer_metrics = protocol_asset(
+    str(tables.NEW_CUSTOMER_METRICS.asset),
+    NEW_CUSTOMERS,
+    "New customers: a seeded 20% of the repeat buyers is removed from all training data, CuratorNet and VBPR are "
+    "retrained without them, and each method ranks their last basket from their earlier ones "
+    f"({tables.NEW_CUSTOMER_METRICS}): CuratorNet reads the profile, VBPR folds a vector in (items frozen) or "
+    "falls back to item + visual bias. Paired t-tests against CuratorNet and the serving cost of each.",
 )
-def new_artwork_metrics(
-    context: dg.AssetExecutionContext, config: ColdStartConfig, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    return run_protocol(context, config, duckdb, NEW_ARTWORKS)
+
+new_artwork_metrics = protocol_asset(
+    str(tables.NEW_ARTWORK_METRICS.asset),
+    NEW_ARTWORKS,
+    "New artworks: CuratorNet and VBPR retrained on the purchases up to a cut-off time (the 80th percentile of "
+    "purchase times) and the artworks known then; each customer's first basket after it is ranked "
+    f"({tables.NEW_ARTWORK_METRICS}). How many target artworks are new to the models; VBPR scores a new artwork "
+    "by its visual terms only.",
+)
