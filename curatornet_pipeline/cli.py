@@ -51,6 +51,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from curatornet_pipeline.duckdb_file import check_database_file
     from curatornet_pipeline.runner import materialize_everything
 
+    if args.preset and args.job != FULL_REFRESH_JOB:
+        print(
+            f"error: --preset {args.preset} configures the full refresh's steps; {args.job} takes its settings "
+            "from --config",
+            file=sys.stderr,
+        )
+        return 2
     run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if args.config:
         import yaml  # comes with dagster

@@ -11,7 +11,7 @@ import pytest
 
 from curatornet_pipeline import jobs, tables
 from curatornet_pipeline.checks.cold_start import new_customers_absent_from_training, no_training_purchase_after_cutoff
-from curatornet_pipeline.cli import COLD_START_JOB, FULL_REFRESH_JOB, build_parser
+from curatornet_pipeline.cli import COLD_START_JOB, FULL_REFRESH_JOB, build_parser, main
 from curatornet_pipeline.core import cold_start
 from curatornet_pipeline.core.cold_start_evaluation import CURATORNET, VBPR, VBPR_FOLD_IN, VBPR_NO_FOLD_IN
 from curatornet_pipeline.resources import CuratorDuckDB
@@ -112,3 +112,9 @@ def test_the_cli_runs_the_cold_start_job_by_name_and_the_protocol_names_agree():
     assert build_parser().parse_args(["materialize"]).job == jobs.FULL_REFRESH_JOB
     assert build_parser().parse_args(["materialize", "--job", COLD_START_JOB]).job == jobs.COLD_START_JOB
     assert (tables.NEW_CUSTOMERS, tables.NEW_ARTWORKS) == (cold_start.NEW_CUSTOMERS, cold_start.NEW_ARTWORKS)
+
+
+def test_the_paper_preset_is_refused_for_the_cold_start_job_in_one_sentence(capsys):
+    assert main(["materialize", "--job", COLD_START_JOB, "--preset", "paper"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --preset paper") and "Traceback" not in error and error.count("\n") == 1
