@@ -83,10 +83,13 @@ def new_customer_setup(split_transactions: pd.DataFrame, n_items: int, fraction:
     rng = np.random.default_rng(seed)
     held = sorted(rng.choice(np.array(buyers, dtype=object), size=n_held, replace=False).tolist())
     is_held = split_transactions["user_id"].astype(str).isin(held).to_numpy()
+    # The evaluation keeps every row: the inventory at a basket's time depends on what everybody bought before.
+    evaluation = split_transactions.reset_index(drop=True)
+    evaluation[SPLIT_COLUMN] = np.where(is_held, evaluation[SPLIT_COLUMN], EXCLUDED).astype(object)
     return ColdStartSetup(
         protocol=NEW_CUSTOMERS,
         training=split_transactions.loc[~is_held].reset_index(drop=True),
-        evaluation=split_transactions.loc[is_held].reset_index(drop=True),
+        evaluation=evaluation,
         known_items=np.ones(n_items, dtype=bool),
         held_out_users=tuple(held),
         cutoff=None,

@@ -91,8 +91,9 @@ def test_new_customers_are_a_seeded_fifth_of_the_repeat_buyers_and_absent_from_e
     assert setup.held_out_users == new_customer_setup(split, N_ITEMS, 0.2, seed=0).held_out_users
     assert setup.held_out_users != new_customer_setup(split, N_ITEMS, 0.2, seed=1).held_out_users
     assert not set(setup.training["user_id"]) & set(setup.held_out_users)
-    assert set(setup.evaluation["user_id"]) == set(setup.held_out_users)
-    assert len(setup.training) + len(setup.evaluation) == len(split)  # nobody else loses a row
+    evaluated = setup.evaluation.loc[setup.evaluation["split"] == "test", "user_id"]
+    assert set(evaluated) == set(setup.held_out_users)
+    assert len(setup.training) + setup.evaluation["user_id"].isin(setup.held_out_users).sum() == len(split)
 
     models = train_protocol_models(setup, artworks, labels, pca, features, TRAINING)
     assert len(models.triplet_users) > 0
@@ -101,6 +102,11 @@ def test_new_customers_are_a_seeded_fifth_of_the_repeat_buyers_and_absent_from_e
 
     users = evaluation_users(artworks, setup.evaluation)
     assert {u.user_id for u in users} == set(setup.held_out_users)
+    # Candidates as in the main protocol: the same inventory at the basket's time, which others' purchases shape.
+    main = {u.user_id: u for u in evaluation_users(artworks, split)}
+    for user in users:
+        np.testing.assert_array_equal(user.candidates, main[user.user_id].candidates)
+        np.testing.assert_array_equal(user.profile, main[user.user_id].profile)
     result = evaluate_protocol(setup, users, models, raw, features, FoldInConfig(steps=30), random_seed=0)
     table = result.table.set_index("method")
     assert {CURATORNET, VBPR_FOLD_IN, VBPR_NO_FOLD_IN, "VisRank", "Most-Popular", "Random"} == set(table.index)
