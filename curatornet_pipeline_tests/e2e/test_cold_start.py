@@ -56,11 +56,12 @@ def test_both_metric_tables_hold_every_method_with_t_tests_and_serving_cost(mate
     assert protocols.at["new_customers", "fold_in_loss_after"] < protocols.at["new_customers", "fold_in_loss_before"]
 
 
-def test_no_held_out_customer_in_any_training_table_and_a_fifth_of_the_repeat_buyers_held_out(materialized):
+def test_no_held_out_customer_in_any_training_table_and_the_configured_share_of_repeat_buyers_held_out(materialized):
     db = materialized.database
     held = set(_query(db, f"SELECT user_id FROM {tables.COLD_START_USERS} WHERE protocol = 'new_customers'")["user_id"])
     repeat = set(_query(db, f"SELECT DISTINCT user_id FROM {tables.LAST_BASKET_SPLIT} WHERE split = 'test'")["user_id"])
-    assert held <= repeat and len(held) == round(0.2 * len(repeat))
+    fraction = _query(db, f"SELECT held_out_fraction FROM {tables.COLD_START_PROTOCOLS} WHERE protocol = 'new_customers'")
+    assert held <= repeat and len(held) == round(fraction["held_out_fraction"].iloc[0] * len(repeat))
     for table in (tables.COLD_START_TRAINING_PURCHASES, tables.COLD_START_TRIPLET_USERS):
         seen = set(_query(db, f"SELECT user_id FROM {table} WHERE protocol = 'new_customers'")["user_id"])
         assert seen and not seen & held, table

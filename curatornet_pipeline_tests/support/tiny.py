@@ -29,6 +29,8 @@ TINY_OPS_CONFIG = {
 # The cold-start job (run after the full refresh) retrains two models per protocol: the same tiny sizes.
 _TINY_COLD_START = {"total_train_triplets": 1200, "max_epochs": 3, "batch_size": 256, "fold_in_steps": 30}
 TINY_COLD_START_OPS_CONFIG = {op: {"config": dict(_TINY_COLD_START)} for op in COLD_START_ASSETS}
+# The tiny gallery has about ten repeat buyers: half of them, so that the t-tests have users to pair.
+TINY_COLD_START_OPS_CONFIG["new_customer_metrics"]["config"]["held_out_fraction"] = 0.5
 
 
 def tiny_run_config(ops_config: dict | None = None, **overrides: dict) -> dict:
