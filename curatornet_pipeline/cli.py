@@ -28,6 +28,8 @@ from curatornet_pipeline import settings, tables
 
 DEBUG_ENV = "CURATORNET_DEBUG"
 INTERRUPTED_EXIT = 130
+# jobs.FULL_REFRESH_JOB and jobs.COLD_START_JOB, spelled here so that the parser does not import Dagster.
+FULL_REFRESH_JOB, COLD_START_JOB = "curatornet_full_refresh", "curatornet_cold_start"
 BAD_INPUT_EXIT = 2
 INTERNAL_ERROR_EXIT = 1
 RUN_COMMANDS = ("materialize", "refresh")
@@ -230,6 +232,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from curatornet_pipeline.duckdb_file import check_database_file
     from curatornet_pipeline.runner import materialize_everything
 
+    if args.preset and args.job != FULL_REFRESH_JOB:
+        raise CommandFailed(
+            f"--preset {args.preset} configures the full refresh's steps; {args.job} takes its settings from --config",
+            BAD_INPUT_EXIT,
+        )
     run_config: dict = {"loggers": {"console": {"config": {"log_level": RUN_LOG_LEVEL}}}}
     if args.config:
         import yaml  # comes with dagster
@@ -246,7 +253,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     # A damaged file would take every upstream step's rewrite and then fail at the first step that reads a
     # lost block, on every rerun; refuse before anything is written.
     check_database_file(database)
-    print(f"materializing every asset into {database} (source: {settings.source_setting()})", flush=True)
+    what = "every asset" if args.job == FULL_REFRESH_JOB else f"the {args.job} job"
+    print(f"materializing {what} into {database} (source: {settings.source_setting()})", flush=True)
     started = time.perf_counter()
     with _instance() as instance:
         result = materialize_everything(
@@ -255,6 +263,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             run_config=run_config,
             raise_on_error=False,
             report=lambda line: print(line, flush=True),
+            job_name=args.job,
         )
     minutes = (time.perf_counter() - started) / 60
     if _interrupted(result):
@@ -522,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("--config", help="YAML run config (the launchpad's format, e.g. ops: {visual_clusters: ...})")
     materialize.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"], help="what reaches the terminal (the log has all)"
+    )
+    materialize.add_argument(
+        "--job",
+        default=FULL_REFRESH_JOB,
+        choices=[FULL_REFRESH_JOB, COLD_START_JOB],
+        help=f"the job to run (default {FULL_REFRESH_JOB}, every asset; {COLD_START_JOB}: the new-customer and "
+        "new-artwork evaluation, after a full run)",
     )
     materialize.set_defaults(func=cmd_materialize)
 

@@ -109,6 +109,32 @@ COLUMNS: dict[str, str] = {
     "image_file": "The artwork's image file; empty when the source has no images.",
     "timestamp": "When the purchase or like happened (Unix seconds).",
     "similar_artwork_id": "An available artwork the serving model finds similar (its one-artwork profile's top pick).",
+    # Cold-start protocols (new customers, new artworks)
+    "held_out_fraction": "Share of the repeat buyers held out of all training as new customers.",
+    "cutoff_quantile": "Quantile of the purchase times taken as the cut-off of the new-artwork protocol.",
+    "cutoff": "The cut-off time: models train on purchases at or before it and are evaluated after it.",
+    "n_training_purchases": "Purchases (rows) the protocol's models trained on.",
+    "n_training_users": "Customers with a purchase in the protocol's training rows.",
+    "n_known_artworks": "Artworks the protocol's models may know (in a training triplet at all).",
+    "n_target_artworks": "Distinct artworks in the evaluated baskets.",
+    "n_target_artworks_new": "Of those, artworks the models never knew (uploaded after the cut-off, not bought before).",
+    "fraction_target_purchases_new": "Share of the evaluated purchases that are of artworks new to the models.",
+    "curatornet_validation_accuracy": "Validation accuracy of the protocol's retrained CuratorNet.",
+    "vbpr_validation_accuracy": "Validation accuracy of the protocol's retrained VBPR.",
+    "fold_in_steps": "Adam steps of VBPR fold-in per new customer (all customers at once).",
+    "fold_in_loss_before": "BPR loss of VBPR on the new customers' profile pairs with zero user vectors (no fold-in).",
+    "fold_in_loss_after": "The same loss after fold-in.",
+    "n_profile_items": "Distinct artworks in the user's profile (what CuratorNet and VisRank read).",
+    "n_relevant_new": "Artworks of the evaluated basket that are new to the models.",
+    "auc_diff_vs_curatornet": "Mean per-user AUC of the method minus CuratorNet's.",
+    "auc_p_value_vs_curatornet": "Paired t-test of per-user AUC against CuratorNet (two-sided).",
+    "ndcg_at_20_diff_vs_curatornet": "Mean per-user nDCG@20 of the method minus CuratorNet's.",
+    "ndcg_at_20_p_value_vs_curatornet": "Paired t-test of per-user nDCG@20 against CuratorNet (two-sided).",
+    "recall_at_20_diff_vs_curatornet": "Mean per-user recall@20 of the method minus CuratorNet's.",
+    "recall_at_20_p_value_vs_curatornet": "Paired t-test of per-user recall@20 against CuratorNet (two-sided).",
+    "serving_step": "What the method must compute before it can rank for the newcomers (timed in serving_seconds).",
+    "serving_seconds": "Wall time of that step over all the protocol's users.",
+    "scoring_seconds": "Wall time of ranking every user's candidates.",
     # Bookkeeping
     "table_name": "The DuckDB table the row describes.",
     "partition_key": "The table's partition (a triplet strategy or a model variant); empty for whole tables.",
@@ -126,6 +152,20 @@ TABLE_COLUMNS: dict[str, str] = {
     "serving model.",
     f"{tables.CLUSTERING_RUNS}.n_clusters": "k of k-means (the same for every run).",
     f"{tables.METRIC_TABLE}.n_users": "Evaluation users the method was scored on.",
+    **{
+        f"{table}.protocol": "Cold-start protocol: new_customers (held out of training) or new_artworks "
+        "(trained before a cut-off time)."
+        for table in tables.ALL_TABLES
+        if table.partition_column == "protocol"
+    },
+    f"{tables.COLD_START_PER_USER_METRICS}.n_relevant": "Artworks in the user's evaluated basket.",
+    f"{tables.COLD_START_USERS}.n_relevant": "Artworks in the user's evaluated basket.",
+    f"{tables.COLD_START_TRAINING_PURCHASES}.split": "The label the sampler read: train, or (new customers) "
+    "test / excluded for the other customers' held-out baskets, which no triplet uses.",
+    f"{tables.NEW_CUSTOMER_METRICS}.training_seconds": "Training time of the model behind the method, the "
+    "retraining a new customer would need where the method has per-user parameters.",
+    f"{tables.NEW_ARTWORK_METRICS}.training_seconds": "Training time of the model behind the method, the "
+    "retraining a new artwork would need where the method has per-item parameters.",
 }
 
 

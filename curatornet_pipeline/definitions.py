@@ -7,14 +7,15 @@ import warnings
 import dagster as dg
 
 from curatornet_pipeline import pool_wait  # noqa: F401  (runs wait for pool slots responsively)
-from curatornet_pipeline.assets import evaluation, features, ingest, model, serving, split, triplets
+from curatornet_pipeline.assets import cold_start, evaluation, features, ingest, model, serving, split, triplets
 from curatornet_pipeline.automation import apply_freshness_policies, refresh_schedule, source_files_sensor
+from curatornet_pipeline.checks import cold_start as cold_start_checks
 from curatornet_pipeline.checks import evaluation as evaluation_checks
 from curatornet_pipeline.checks import foundation as foundation_checks
 from curatornet_pipeline.checks import model as model_checks
 from curatornet_pipeline.checks import serving as serving_checks
 from curatornet_pipeline.checks import triplets as triplet_checks
-from curatornet_pipeline.jobs import full_refresh_job, serving_refresh_job
+from curatornet_pipeline.jobs import cold_start_job, full_refresh_job, serving_refresh_job
 from curatornet_pipeline.resources import default_resources
 
 ALL_ASSETS = [
@@ -35,6 +36,8 @@ ALL_ASSETS = [
     evaluation.metric_table,
     evaluation.figure_3,
     evaluation.recommendation_gallery,
+    cold_start.new_customer_metrics,
+    cold_start.new_artwork_metrics,
     serving.inventory,
     serving.serving_embeddings,
     serving.serving_item_vectors,
@@ -61,7 +64,7 @@ def prepared_assets(assets: list) -> list:
 
 
 ALL_CHECKS = dg.load_asset_checks_from_modules(
-    [foundation_checks, triplet_checks, model_checks, evaluation_checks, serving_checks]
+    [foundation_checks, triplet_checks, model_checks, evaluation_checks, serving_checks, cold_start_checks]
 )
 
 
@@ -70,7 +73,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=prepared_assets(ALL_ASSETS),
         asset_checks=ALL_CHECKS,
-        jobs=[full_refresh_job, serving_refresh_job],
+        jobs=[full_refresh_job, serving_refresh_job, cold_start_job],
         schedules=[refresh_schedule],
         sensors=[source_files_sensor],
         resources=resources if resources is not None else default_resources(),

@@ -27,18 +27,25 @@ def load_sampling_inputs(con: duckdb.DuckDBPyConnection) -> SamplingInputs:
     require_table(con, tables.VISUAL_CLUSTERS)
     artworks = read_frame(con, f"SELECT * FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
     transactions = read_frame(con, f"SELECT * FROM {tables.LAST_BASKET_SPLIT} ORDER BY source_row, artwork_idx")
-    labels = con.execute(f"SELECT cluster FROM {tables.VISUAL_CLUSTERS} ORDER BY artwork_idx").fetchnumpy()["cluster"]
-    pca = read_vectors(con, f"SELECT pca FROM {tables.VISUAL_CLUSTERS} ORDER BY artwork_idx", "pca")
-    if len(labels) != len(artworks):
-        raise RuntimeError(
-            f"{tables.VISUAL_CLUSTERS} has {len(labels)} rows but {tables.RAW_ARTWORKS} has {len(artworks)}: "
-            "re-materialize resnet50_embeddings and visual_clusters"
-        )
-    inputs = SamplingInputs.from_frames(artworks, transactions, labels.astype(np.int32), pca)
+    labels, pca = load_visual_clusters(con, len(artworks))
+    inputs = SamplingInputs.from_frames(artworks, transactions, labels, pca)
     users = read_frame(con, f"SELECT user_id FROM {tables.USERS} ORDER BY user_idx")["user_id"].tolist()
     if list(inputs.user_ids) != users:
         raise RuntimeError(f"user index of the sampling inputs differs from {tables.USERS}")
     return inputs
+
+
+def load_visual_clusters(con: duckdb.DuckDBPyConnection, n_artworks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster label int32 [N], PCA vectors [N, d]) on the canonical artwork index, for ``n_artworks`` artworks."""
+    require_table(con, tables.VISUAL_CLUSTERS)
+    labels = con.execute(f"SELECT cluster FROM {tables.VISUAL_CLUSTERS} ORDER BY artwork_idx").fetchnumpy()["cluster"]
+    pca = read_vectors(con, f"SELECT pca FROM {tables.VISUAL_CLUSTERS} ORDER BY artwork_idx", "pca")
+    if len(labels) != n_artworks:
+        raise RuntimeError(
+            f"{tables.VISUAL_CLUSTERS} has {len(labels)} rows but {tables.RAW_ARTWORKS} has {n_artworks}: "
+            "re-materialize resnet50_embeddings and visual_clusters"
+        )
+    return labels.astype(np.int32), pca
 
 
 def load_catalogue_and_split(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -48,13 +48,15 @@ def materialize_everything(
     run_config: Mapping | None = None,
     raise_on_error: bool = True,
     report: Callable[[str], None] | None = None,
+    job_name: str = FULL_REFRESH_JOB,
 ) -> dg.ExecuteInProcessResult:
     """Run the full-refresh job (every asset, every check, all six triplet partitions) in this process.
 
-    The job's own tags carry the six-partition range, as they do for a launch from the UI.
+    The job's own tags carry the six-partition range, as they do for a launch from the UI. ``job_name``
+    runs another asset job of ``defs`` instead (the cold-start job).
     """
     return _execute_job(
-        defs, FULL_REFRESH_JOB, instance=instance, run_config=run_config, raise_on_error=raise_on_error, report=report
+        defs, job_name, instance=instance, run_config=run_config, raise_on_error=raise_on_error, report=report
     )
 
 

@@ -326,6 +326,83 @@ FIGURE_3 = Table(
     inputs=(PER_USER_METRICS,),
 )
 
+# -------------------------------------------------------------------------------------------- cold start
+# Two protocols (core.cold_start) share these tables, one partition each; the new-artwork partition is
+# written by new_artwork_metrics. Each protocol retrains CuratorNet and VBPR on its own training view.
+
+NEW_CUSTOMERS = "new_customers"
+NEW_ARTWORKS = "new_artworks"
+_COLD_START_INPUTS = (RAW_ARTWORKS, LAST_BASKET_SPLIT, VISUAL_CLUSTERS, RESNET50_EMBEDDINGS)
+_COLD_START_PARTITIONS = {
+    "partition_column": "protocol",
+    "partition_assets": MappingProxyType({NEW_ARTWORKS: "new_artwork_metrics"}),
+    "inputs": _COLD_START_INPUTS,
+}
+_COLD_START_METRICS = (
+    "protocol VARCHAR, method VARCHAR, auc DOUBLE, recall_at_20 DOUBLE, precision_at_20 DOUBLE, ndcg_at_20 DOUBLE, "
+    "recall_at_100 DOUBLE, precision_at_100 DOUBLE, ndcg_at_100 DOUBLE, n_users BIGINT, auc_diff_vs_curatornet DOUBLE, "
+    "auc_p_value_vs_curatornet DOUBLE, ndcg_at_20_diff_vs_curatornet DOUBLE, ndcg_at_20_p_value_vs_curatornet DOUBLE, "
+    "recall_at_20_diff_vs_curatornet DOUBLE, recall_at_20_p_value_vs_curatornet DOUBLE, serving_step VARCHAR, "
+    "serving_seconds DOUBLE, training_seconds DOUBLE, scoring_seconds DOUBLE"
+)
+
+COLD_START_PROTOCOLS = Table(
+    "evaluation.cold_start_protocols",
+    "new_customer_metrics",
+    _columns(
+        "protocol VARCHAR, held_out_fraction DOUBLE, cutoff_quantile DOUBLE, cutoff TIMESTAMP_NS, seed BIGINT, "
+        "n_users BIGINT, n_training_purchases BIGINT, n_training_users BIGINT, n_known_artworks BIGINT, "
+        "n_target_artworks BIGINT, n_target_artworks_new BIGINT, fraction_target_purchases_new DOUBLE, "
+        "n_train_triplets BIGINT, n_validation_triplets BIGINT, curatornet_validation_accuracy DOUBLE, "
+        "vbpr_validation_accuracy DOUBLE, fold_in_steps BIGINT, fold_in_loss_before DOUBLE, fold_in_loss_after DOUBLE"
+    ),
+    **_COLD_START_PARTITIONS,
+)
+COLD_START_USERS = Table(
+    "evaluation.cold_start_users",
+    "new_customer_metrics",
+    _columns(
+        "protocol VARCHAR, user_id VARCHAR, n_profile_items BIGINT, n_candidates BIGINT, n_relevant BIGINT, "
+        "n_relevant_new BIGINT"
+    ),
+    **_COLD_START_PARTITIONS,
+)
+COLD_START_TRAINING_PURCHASES = Table(
+    "evaluation.cold_start_training_purchases",
+    "new_customer_metrics",
+    _columns(
+        "protocol VARCHAR, user_id VARCHAR, basket_id BIGINT, purchase_timestamp TIMESTAMP_NS, artwork_idx BIGINT, "
+        "source_row BIGINT, split VARCHAR"
+    ),
+    **_COLD_START_PARTITIONS,
+)
+COLD_START_TRIPLET_USERS = Table(
+    "evaluation.cold_start_triplet_users",
+    "new_customer_metrics",
+    _columns("protocol VARCHAR, user_id VARCHAR, n_train_triplets BIGINT, n_validation_triplets BIGINT"),
+    **_COLD_START_PARTITIONS,
+)
+COLD_START_PER_USER_METRICS = Table(
+    "evaluation.cold_start_per_user_metrics",
+    "new_customer_metrics",
+    _columns(f"protocol VARCHAR, method VARCHAR, user_id VARCHAR, {_METRICS}, n_candidates BIGINT, n_relevant BIGINT"),
+    **_COLD_START_PARTITIONS,
+)
+NEW_CUSTOMER_METRICS = Table(
+    "evaluation.new_customer_metrics",
+    "new_customer_metrics",
+    _columns(_COLD_START_METRICS),
+    partition_column="protocol",
+    inputs=_COLD_START_INPUTS,
+)
+NEW_ARTWORK_METRICS = Table(
+    "evaluation.new_artwork_metrics",
+    "new_artwork_metrics",
+    _columns(_COLD_START_METRICS),
+    partition_column="protocol",
+    inputs=_COLD_START_INPUTS,
+)
+
 # ----------------------------------------------------------------------------------------------- serving
 # The fast path rewrites only these, from the source files (the first three) and the stored model.
 
