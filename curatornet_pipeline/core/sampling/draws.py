@@ -134,7 +134,7 @@ class StrategyDraws:
         return ix.hist_items[ix.hist_offsets[users] + rng.integers(0, ix.hist_len[users])]
 
     def _disjoint_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Strategies 1-3: uniform over items whose artist AND cluster the user never bought (held-out excluded)."""
+        """Strategies 1-3: uniform over items whose artist AND cluster the user never bought."""
         ix = self.ix
 
         def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -142,18 +142,17 @@ class StrategyDraws:
             return (
                 ~ix.user_artist.contains(u, ix.artist[cand])
                 & ~ix.user_cluster.contains(u, ix.cluster[cand])
-                & ~ix.user_test.contains(u, cand)
             )
 
         return self._uniform_negatives(len(users), accept, rng)
 
     def _uniform_unbought(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Uniform over the items user ``users[k]`` never bought (held-out basket included)."""
+        """Uniform over the items user ``users[k]`` never bought in training (held-out items are not known here)."""
         ix = self.ix
 
         def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
             u = users[rows]
-            return ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
+            return ~ix.user_item.contains(u, cand)
 
         return self._uniform_negatives(len(users), accept, rng)
 
@@ -198,11 +197,7 @@ class StrategyDraws:
 
             def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
                 u = users[rows]
-                return (
-                    ~ix.user_item.contains(u, cand)
-                    & ix.user_cluster.contains(u, ix.cluster[cand])
-                    & ~ix.user_test.contains(u, cand)
-                )
+                return ~ix.user_item.contains(u, cand) & ix.user_cluster.contains(u, ix.cluster[cand])
 
             positive = redraw(len(users), propose, accept, FAVOURITE_POSITIVE_DRAWS)
             negative = np.full(len(users), -1, dtype=np.int64)
@@ -221,7 +216,7 @@ class StrategyDraws:
 
             def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
                 u = users[rows]
-                ok = ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
+                ok = ~ix.user_item.contains(u, cand)
                 ok[ok] = self.not_near_duplicate(positive[rows][ok], cand[ok])
                 return ok
 
