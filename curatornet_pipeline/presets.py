@@ -6,7 +6,8 @@ the lambda grid [0, 1e-4, 1e-3, 1e-2] for CuratorNet and VBPR, guided and random
 (no bf16 autocast under ``precision: auto``); exactly 10 epochs (no early stopping) with the authors'
 learning-rate schedule (x0.6 after two epochs without a better validation accuracy, floor 1e-6), keeping the best
 epoch; CuratorNet's learning rate 1e-4 and the authors' batching (triplets grouped by profile length, up to
-100,000 profile+item slots per batch); the exact silhouette over every artwork when choosing the k-means run.
+100,000 profile+item slots per batch); the authors' draws where the paper is silent (``draws: authors``); the
+exact silhouette over every artwork when choosing the k-means run.
 VBPR keeps its own learning rate and batch size (the paper gives neither). Every remaining difference from the
 paper is listed in docs/reproducing_the_paper.md.
 """
@@ -38,7 +39,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     "paper": {
         "resnet50_embeddings": {"precision": "fp32"},
         "visual_clusters": {"silhouette_sample_size": 0},
-        "triplets": {"preset": "paper"},
+        "triplets": {"preset": "paper", "draws": "authors"},
         "random_triplets": {"preset": "paper"},
         "curatornet_model": _PAPER_CURATORNET,
         "curatornet_random_sampling_model": _PAPER_CURATORNET,

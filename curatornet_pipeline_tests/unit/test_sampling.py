@@ -41,6 +41,7 @@ from curatornet_pipeline.core.sampling import (
     triplet_hashes,
     union_deduplicate,
 )
+from curatornet_pipeline.core.sampling.draws import StrategyDraws
 from curatornet_pipeline.core.split import last_basket_split
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -764,3 +765,61 @@ def test_budget_arithmetic():
     assert SamplingBudget(6000).random_validation() == 300
     with pytest.raises(ValueError):
         SamplingBudget(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The authors' draws where the paper is silent (draws: authors)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_authors_draws_keep_every_rule_and_reach_the_same_allowed_triplets(inputs):
+    for strategy in (Strategy.HIDDEN_BASKET_ITEM, Strategy.NEXT_BASKET, Strategy.FAVOURITE_ARTIST_SIMILAR):
+        sample = sample_strategy(strategy, inputs, EXHAUSTIVE, seed=3, style="authors")
+        assert set(_content(sample.train)) == _allowed(strategy, inputs.pca_unit)
+        assert sum(check_strategy_rules(strategy, sample.train, inputs).values()) == 0
+        assert sample.stats["draw_style"] == "authors"
+    # Quotas per basket: bob's three training baskets (two of them with a later basket) against alice's two.
+    assert sample_strategy(Strategy.NEXT_BASKET, inputs, EXHAUSTIVE, 3, "authors").stats["eligible_users_or_items"] == 3
+    assert sample_strategy(Strategy.HIDDEN_BASKET_ITEM, inputs, EXHAUSTIVE, 3, "authors").stats[
+        "eligible_users_or_items"
+    ] == 3  # alice's [0, 2], bob's [12, 14], carol's [3, 7]
+
+
+def _frequencies(values: list[int]) -> dict[int, float]:
+    counts = pd.Series(values).value_counts(normalize=True)
+    return {int(k): float(v) for k, v in counts.items()}
+
+
+def test_authors_negatives_are_uniform_over_clusters_then_items_and_artists_uniform():
+    # u bought artist 0 in cluster 0 three times and artist 1 (cluster 1) once. Allowed negatives: artists 2
+    # and 3 outside clusters 0 and 1: item 4 alone in cluster 2, items 5..8 in cluster 3.
+    gallery = SamplingInputs(
+        n_items=11,
+        item_artist=np.array([0, 0, 0, 1, 2, 3, 3, 3, 3, 0, 1], dtype=np.int32),
+        item_cluster=np.array([0, 0, 0, 1, 2, 3, 3, 3, 3, 0, 1], dtype=np.int32),
+        pca_unit=np.eye(11, dtype=np.float32),
+        user_ids=["u"],
+        train_baskets=[[np.array([0, 1]), np.array([2, 3])]],
+    )
+    budget = SamplingBudget(total_train=6 * 4000, validation_fraction=0.0)
+    negatives = {}
+    for style in ("ours", "authors"):
+        draws = StrategyDraws(gallery, style)
+        drawn = draws._disjoint_negatives(np.zeros(20000, dtype=np.int64), np.random.default_rng(0))
+        negatives[style] = _frequencies(drawn.tolist())
+    assert negatives["ours"][4] == pytest.approx(0.2, abs=0.02)  # uniform over the 5 allowed items
+    assert negatives["authors"][4] == pytest.approx(0.5, abs=0.02)  # its cluster has half the mass
+    # Strategy 3: positives 9 (artist 0, cluster 0) and 10 (artist 1, cluster 1). Ours proposes artist 0 three
+    # times as often as artist 1 (3 of 4 purchases); the authors' pick each artist with probability 1/2. A proposal
+    # then draws one of the artist's works: 9 is 1 of artist 0's 4 works, 10 is 1 of artist 1's 2, so with the
+    # redraws ours gives 9 with 3/4*1/4 / (3/4*1/4 + 1/4*1/2) = 0.6 and the authors' 1/2*1/4 / (1/2*1/4 + 1/2*1/2) = 1/3.
+    positives = {}
+    for style in ("ours", "authors"):
+        sample = sample_strategy(Strategy.FAVOURITE_ARTIST_SIMILAR, gallery, budget, seed=1, style=style)
+        assert len(sample.train) > 0
+        draws = StrategyDraws(gallery, style)
+        plan = draws.plan(Strategy.FAVOURITE_ARTIST_SIMILAR)
+        _, positive, _, _ = plan.draw(np.zeros(20000, dtype=np.int64), np.random.default_rng(2))
+        positives[style] = _frequencies(positive.tolist())
+    assert positives["ours"][9] == pytest.approx(0.6, abs=0.02)
+    assert positives["authors"][9] == pytest.approx(1 / 3, abs=0.02)

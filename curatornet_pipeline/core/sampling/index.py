@@ -135,6 +135,7 @@ class SamplingIndex:
         ua_user, ua_artist = ua // artist_width, ua % artist_width
         uc_user, uc_cluster = uc // cluster_width, uc % cluster_width
         self.user_artist = PairIndex(ua_user, ua_artist, artist_width)
+        self._user_artists = (np.concatenate([[0], np.cumsum(np.bincount(ua_user, minlength=n_users))]), ua_artist)
         self.user_cluster = PairIndex(uc_user, uc_cluster, cluster_width)
         self._count_candidates(ua_user, ua_artist, uc_user, uc_cluster, n_users)
         self._find_near_duplicates(inputs.pca_unit)
@@ -182,6 +183,11 @@ class SamplingIndex:
         high = np.concatenate(highs) if highs else np.zeros(0, dtype=np.int64)
         self.near_duplicates = PairIndex(np.minimum(low, high), np.maximum(low, high), self.n_items)
         self.n_near_duplicate_pairs = len(low)
+
+    def user_artist_values(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One artist per entry of ``users``, uniform over that user's distinct training artists."""
+        offsets, artists = self._user_artists
+        return artists[offsets[users] + rng.integers(0, offsets[users + 1] - offsets[users])]
 
     def is_near_duplicate(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.near_duplicates.contains(np.minimum(a, b), np.maximum(a, b))
