@@ -98,6 +98,11 @@ class CuratorNetTrainingConfig(TrainingScheduleConfig):
     max_batch_slots: int = Field(
         default=100_000, description="With batching='length_grouped': profile+item slots per batch (the authors: ~100,000)."
     )
+    max_grad_norm: float = Field(
+        default=0.0,
+        description="> 0: clip each batch's gradient to this global L2 norm before the Adam step (0 = off). "
+        "See docs/reproducing_the_paper.md, 'Loss spikes'.",
+    )
 
     def training_config(self, l2_lambda: float) -> TrainingConfig:
         return TrainingConfig(
@@ -115,6 +120,7 @@ class CuratorNetTrainingConfig(TrainingScheduleConfig):
             precision=self.precision,
             batching=self.batching,
             max_batch_slots=self.max_batch_slots,
+            max_grad_norm=self.max_grad_norm,
         )
 
 

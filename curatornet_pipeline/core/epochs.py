@@ -134,6 +134,7 @@ def train_epochs(
     log_every_batches: int = 0,
     report_throughput: bool = False,
     epoch_batches: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
+    max_grad_norm: float = 0.0,
 ) -> EpochsResult:
     """Train ``module`` with Adam until ``config.max_epochs`` or the ``PlateauSchedule`` of ``config`` stops it;
     keep the best epoch's weights.
@@ -141,7 +142,8 @@ def train_epochs(
     ``batch_loss(rows)`` returns the mean loss of training rows ``rows`` (a numpy array, or an int64 tensor on
     ``device`` when ``rows_on_device``). Each epoch's batches come from ``epoch_batches(rng)`` (core.batching),
     by default ``shuffled_batches``: ``config.batch_size`` rows of a permutation of ``range(n_train)``; ``rng``
-    is seeded by ``config.seed``, so the order is deterministic.
+    is seeded by ``config.seed``, so the order is deterministic. ``max_grad_norm`` > 0 rescales a batch's
+    gradient whose global L2 norm exceeds it to that norm before the Adam step (0: never).
     ``validation_accuracy()`` scores the current weights. Progress lines start with ``label``; with
     ``report_throughput`` the history and the epoch line also carry training triplets per second.
     History columns: epoch, learning_rate (used during the epoch), train_loss (mean batch loss weighted by
@@ -171,6 +173,8 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(rows)
             loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
             optimizer.step()
             loss_sum += loss.detach() * len(rows)
             if log_every_batches and (b + 1) % log_every_batches == 0:

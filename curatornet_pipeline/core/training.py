@@ -67,6 +67,7 @@ class TrainingConfig:
     precision: str = "auto"  # forward passes: 'auto', 'fp32' or 'bf16' (core.precision)
     batching: str = "shuffled"  # core.batching: 'shuffled' (batch_size triplets) or 'length_grouped' (the authors')
     max_batch_slots: int = 100_000  # length_grouped: profile+item slots per batch (the authors: ~100,000)
+    max_grad_norm: float = 0.0  # > 0: clip each batch's global gradient norm to this before the Adam step
 
     def __post_init__(self) -> None:
         problems = []
@@ -94,6 +95,8 @@ class TrainingConfig:
             problems.append(f"log_every_batches must be >= 0, got {self.log_every_batches}")
         if self.batching not in BATCHINGS:
             problems.append(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+        if self.max_grad_norm < 0:
+            problems.append(f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.max_batch_slots < 1:
             problems.append(f"max_batch_slots must be >= 1, got {self.max_batch_slots}")
         if self.precision not in PRECISIONS:
@@ -412,6 +415,7 @@ def train_curatornet(
             log_every_batches=config.log_every_batches,
             report_throughput=True,
             epoch_batches=epoch_batches,
+            max_grad_norm=config.max_grad_norm,
         )
 
     best = CuratorNet(model_config, generator=torch.Generator())  # own generator: global RNG untouched

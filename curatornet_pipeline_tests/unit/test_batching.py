@@ -70,3 +70,16 @@ def test_training_with_length_grouped_batches_learns_and_is_deterministic():
     shuffled = train_curatornet(features, train, validation, TrainingConfig(**{**config.__dict__, "batching": "shuffled"}),
                                 model_config=TOY_MODEL)
     assert not shuffled.history["train_loss"].equals(a.history["train_loss"])
+
+
+def test_gradient_clipping_bounds_every_step_and_is_off_by_default():
+    features, train = toy_problem(1, 300)
+    _, validation = toy_problem(2, 60)
+    base = dict(learning_rate=1e-2, batch_size=64, max_epochs=2, device="cpu", log_every_batches=0, precision="fp32")
+    assert TrainingConfig().max_grad_norm == 0.0
+    unclipped = train_curatornet(features, train, validation, TrainingConfig(**base), model_config=TOY_MODEL)
+    loose = train_curatornet(features, train, validation, TrainingConfig(**base, max_grad_norm=1e9), model_config=TOY_MODEL)
+    tight = train_curatornet(features, train, validation, TrainingConfig(**base, max_grad_norm=1e-3), model_config=TOY_MODEL)
+    # A bound no gradient reaches changes nothing; a tight one changes the run (Adam still steps at its own scale).
+    assert unclipped.history["train_loss"].equals(loose.history["train_loss"])
+    assert not unclipped.history["train_loss"].equals(tight.history["train_loss"])
