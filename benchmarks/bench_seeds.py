@@ -14,7 +14,8 @@ Figure 3's differences (six strategies minus random sampling, AUC, for CuratorNe
 t-test of the per-seed differences against 0 across seeds.
 
     python benchmarks/bench_seeds.py [--scale paper|small|tiny|<f>x] [--training-seeds 0 1 2] [--demo-seeds 7 8 9]
-                                     [--precisions fp32 bf16] [--json out.json] [--markdown out.md] [--keep DIR]
+                                     [--precisions fp32 bf16] [--op-config JSON] [--json out.json] [--markdown out.md]
+                                     [--keep DIR]
 
 ``--scale tiny`` is the smoke-test size (a few minutes on two cores); the default scale is the paper-sized demo
 (``make run``'s), which takes one full ``make run`` per seed and precision: run it on an idle machine.
@@ -61,13 +62,16 @@ def bf16_available() -> bool:
     return resolve_precision("auto", resolve_device("auto")) == "bf16" or torch.cuda.is_available()
 
 
-def run_config(scale: str, training_seed: int, precision: str) -> dict:
-    """The default run config (the tiny test sizes at ``--scale tiny``) with the seeds and precision set."""
+def run_config(scale: str, training_seed: int, precision: str, extra: dict | None = None) -> dict:
+    """The default run config (the tiny test sizes at ``--scale tiny``), plus ``extra`` ({step: {field: value}}),
+    with the seeds and precision set."""
     ops: dict = {}
     if scale == "tiny":
         from curatornet_pipeline_tests.support.tiny import TINY_OPS_CONFIG
 
         ops = json.loads(json.dumps(TINY_OPS_CONFIG))
+    for step, fields in (extra or {}).items():
+        ops.setdefault(step, {"config": {}})["config"].update(fields)
     for step in SEEDED_STEPS:
         ops.setdefault(step, {"config": {}})["config"]["seed"] = training_seed
     for step in PRECISION_STEPS:
@@ -75,7 +79,9 @@ def run_config(scale: str, training_seed: int, precision: str) -> dict:
     return {"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_once(work: Path, scale: str, demo_seed: int, training_seed: int, precision: str) -> dict:
+def run_once(
+    work: Path, scale: str, demo_seed: int, training_seed: int, precision: str, extra: dict | None = None
+) -> dict:
     """Materialize everything once; the metric table and Figure 3 rows of that run."""
     import dagster as dg
     import duckdb
@@ -96,7 +102,7 @@ def run_once(work: Path, scale: str, demo_seed: int, training_seed: int, precisi
     )
     started = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
-        result = materialize_everything(defs, instance=instance, run_config=run_config(scale, training_seed, precision))
+        result = materialize_everything(defs, instance=instance, run_config=run_config(scale, training_seed, precision, extra))
     seconds = time.perf_counter() - started
     with duckdb.connect(str(database), read_only=True) as con:
         metrics = con.execute(f"SELECT * FROM {tables.METRIC_TABLE} ORDER BY method").df()
@@ -148,7 +154,8 @@ def summarize(runs: list[dict]) -> dict:
 def markdown(report: dict) -> str:
     lines = [
         f"Seeds benchmark ({report['scale']} scale) on {report['machine']}, {report['date']}; precisions: "
-        f"{', '.join(report['precisions'])}. Mean ± std over seeds (ddof 1).",
+        f"{', '.join(report['precisions'])}; extra step config: {report['op_config'] or 'none'}. "
+        "Mean ± std over seeds (ddof 1).",
     ]
     for sweep in report["sweeps"]:
         summary = sweep["summary"]
@@ -185,6 +192,12 @@ def main() -> int:
     parser.add_argument("--demo-seeds", type=int, nargs="+", default=[7, 8, 9])
     parser.add_argument("--demo-seed", type=int, default=7, help="the gallery of the training-seed sweep")
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], help="default: fp32, and bf16 if native")
+    parser.add_argument(
+        "--op-config",
+        type=json.loads,
+        default={},
+        help='extra step config as JSON, e.g. \'{"curatornet_model": {"max_grad_norm": 10}}\'',
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--keep", type=Path, help="keep every run's data folder under this directory")
@@ -204,13 +217,15 @@ def main() -> int:
             runs = []
             for demo_seed, training_seed in pairs:
                 print(f"run: demo seed {demo_seed}, training seed {training_seed}, {precision}", file=sys.stderr, flush=True)
-                runs.append(run_once(work / varied.replace(" ", "_"), args.scale, demo_seed, training_seed, precision))
+                folder = work / varied.replace(" ", "_")
+                runs.append(run_once(folder, args.scale, demo_seed, training_seed, precision, args.op_config))
             sweeps.append({"varied": varied, "seeds": seeds, "precision": precision, "runs": runs, "summary": summarize(runs)})
     report = {
         "scale": args.scale,
         "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "precisions": precisions,
+        "op_config": args.op_config,
         "sweeps": sweeps,
         "all_runs_succeeded": all(run["success"] for sweep in sweeps for run in sweep["runs"]),
     }
