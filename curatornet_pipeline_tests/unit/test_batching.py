@@ -8,8 +8,12 @@ import torch
 from curatornet_pipeline.core.batching import batch_slots, length_grouped_batches, shuffled_batches
 from curatornet_pipeline.core.model import CuratorNet
 from curatornet_pipeline.core.training import TrainingConfig, batch_loss, naive_triplet_loss, train_curatornet
-from curatornet_pipeline_tests.support.toy_data import TOY_MODEL, one_torch_thread, shared_profile_triplets  # noqa: F401
-from curatornet_pipeline_tests.unit.test_training import toy_problem
+from curatornet_pipeline_tests.support.toy_data import (  # noqa: F401
+    TOY_MODEL,
+    one_torch_thread,
+    shared_profile_triplets,
+    toy_problem,
+)
 
 
 def test_every_triplet_exactly_once_per_epoch_one_length_per_batch_and_the_slot_bound_kept():
