@@ -81,7 +81,8 @@ def main() -> None:
     del embeddings
 
     t = time.perf_counter()
-    inputs = SamplingInputs.from_frames(artworks, split, clusters.labels, clusters.pca_vectors)
+    train_rows = split[split["split"] == "train"]  # the samplers read the training view only
+    inputs = SamplingInputs.from_frames(artworks, train_rows, clusters.labels, clusters.pca_vectors)
     timings["build_inputs_s"] = time.perf_counter() - t
     rss_before_sampling = _peak_rss_mb()
 

@@ -4,7 +4,7 @@ The ingest step's preflight checks the source against what the embedding and clu
 run will do, so their config classes live here, beside neither asset module.
 """
 
-from typing import Optional
+from typing import Literal, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -48,6 +48,11 @@ class ClusteringConfig(dg.Config):
     n_runs: int = Field(default=20, description="k-means runs with different seeds; the best silhouette wins.")
     pca_components: int = Field(default=200, description="PCA dimensions before k-means (the paper: 200).")
     seed: int = Field(default=0, description="Seed of PCA and of the first k-means run.")
+    clusters: Literal["auto", "compute", "file"] = Field(
+        default="auto",
+        description="'compute' (k-means as above), 'file' (the source folder's clusters.json, artwork id -> "
+        "cluster, as the authors published it; k-means is skipped) or 'auto' (the file when the folder has one).",
+    )
     silhouette_sample_size: int = Field(
         default=DEFAULT_SILHOUETTE_SAMPLE_SIZE,
         description="Silhouettes are computed on this many artworks (a fixed seeded sample) once the catalogue is "

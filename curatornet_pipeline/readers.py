@@ -15,24 +15,31 @@ import pandas as pd
 from curatornet_pipeline import tables
 from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES, SamplingInputs, Strategy
+from curatornet_pipeline.core.split import TRAIN
 from curatornet_pipeline.core.triplet_set import TripletSet
 from curatornet_pipeline.storage import read_frame, read_triplet_set, read_vectors, require_table
 
 # ------------------------------------------------------------------------------------------ sampling
 
 
-def load_sampling_inputs(con: duckdb.DuckDBPyConnection) -> SamplingInputs:
-    """Artists, clusters, PCA vectors and per-user baskets, all on the canonical artwork index."""
+def sampler_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The split rows the samplers read: the training view only (no test or excluded row)."""
     require_table(con, tables.LAST_BASKET_SPLIT)
+    return read_frame(
+        con,
+        f"SELECT * FROM {tables.LAST_BASKET_SPLIT} WHERE split = ? ORDER BY source_row, artwork_idx",
+        [TRAIN],
+    )
+
+
+def load_sampling_inputs(con: duckdb.DuckDBPyConnection) -> SamplingInputs:
+    """Artists, clusters, PCA vectors and per-user training baskets, all on the canonical artwork index."""
     require_table(con, tables.VISUAL_CLUSTERS)
     artworks = read_frame(con, f"SELECT * FROM {tables.RAW_ARTWORKS} ORDER BY artwork_idx")
-    transactions = read_frame(con, f"SELECT * FROM {tables.LAST_BASKET_SPLIT} ORDER BY source_row, artwork_idx")
+    transactions = sampler_rows(con)
     labels, pca = load_visual_clusters(con, len(artworks))
-    inputs = SamplingInputs.from_frames(artworks, transactions, labels, pca)
     users = read_frame(con, f"SELECT user_id FROM {tables.USERS} ORDER BY user_idx")["user_id"].tolist()
-    if list(inputs.user_ids) != users:
-        raise RuntimeError(f"user index of the sampling inputs differs from {tables.USERS}")
-    return inputs
+    return SamplingInputs.from_frames(artworks, transactions, labels, pca, users)
 
 
 def load_visual_clusters(con: duckdb.DuckDBPyConnection, n_artworks: int) -> tuple[np.ndarray, np.ndarray]:

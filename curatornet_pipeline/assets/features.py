@@ -10,14 +10,14 @@ from dagster_duckdb import DuckDBResource
 from curatornet_pipeline import plots, tables
 from curatornet_pipeline.assets.metadata import image_markdown, plot_key, rounded, table_metadata
 from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
-from curatornet_pipeline.core.clustering import cluster_embeddings
+from curatornet_pipeline.core.clustering import CLUSTERS_FILE, cluster_embeddings, given_clusters, read_clusters_json
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     check_weights_setting,
     embed_images,
     image_content_hashes,
-    load_embeddings_npy,
+    read_embeddings_file,
     vector_content_hashes,
     validate_embedding_matrix,
 )
@@ -74,8 +74,14 @@ def resnet50_embeddings(
     started = time.perf_counter()
     if use_npy:
         context.log.info(f"loading precomputed embeddings from {folder / NPY_NAME}")
-        embeddings = load_embeddings_npy(folder / NPY_NAME, ids)
+        loaded = read_embeddings_file(folder / NPY_NAME, ids)
+        embeddings = loaded.vectors
         metadata["embedding_source"] = f"precomputed file {folder / NPY_NAME}"
+        metadata["embeddings_file_form"] = loaded.form
+        metadata["embedding_rows_dropped"] = len(loaded.dropped_ids)
+        if loaded.dropped_ids:
+            context.log.warning(loaded.dropped_note())
+            metadata["embedding_rows_dropped_note"] = loaded.dropped_note()
         metadata["weights"] = "as computed by whoever produced the .npy file"
         embedder = {"source": "npy"}
         content_keys = vector_content_hashes(embeddings)
@@ -153,8 +159,10 @@ def resnet50_embeddings(
     ),
 )
 def visual_clusters(
-    context: dg.AssetExecutionContext, config: ClusteringConfig, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, config: ClusteringConfig, gallery: GallerySource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
+    clusters_file = gallery.folder() / CLUSTERS_FILE
+    use_file = config.clusters == "file" or (config.clusters == "auto" and clusters_file.is_file())
     with duckdb.get_connection() as con:
         require_table(con, tables.RESNET50_EMBEDDINGS)
         ids = read_frame(
@@ -164,19 +172,33 @@ def visual_clusters(
             con, f"SELECT embedding FROM {tables.RESNET50_EMBEDDINGS} ORDER BY artwork_idx", "embedding"
         )
     started = time.perf_counter()
-    n_clusters, note = resolve_n_clusters(config.n_clusters, len(embeddings))
-    for message in (note, pca_note(config.pca_components, *embeddings.shape)):
-        if message:
-            context.log.info(message)
-    result = cluster_embeddings(
-        embeddings,
-        n_clusters=n_clusters,
-        n_runs=config.n_runs,
-        pca_components=config.pca_components,
-        seed=config.seed,
-        silhouette_sample_size=config.silhouette_sample_size,
-        progress=lambda run, n_runs, score: context.log.info(f"k-means run {run + 1}/{n_runs}: silhouette {score:.4f}"),
-    )
+    source_metadata: dict = {}
+    if use_file:
+        labels, ignored = read_clusters_json(clusters_file, ids["artwork_id"].tolist())
+        result = given_clusters(embeddings, labels, config.pca_components, config.seed)
+        n_clusters = int(result.labels.max()) + 1
+        note = f"{n_clusters} clusters as given in {clusters_file} (k-means not run; config clusters={config.clusters!r})"
+        source_metadata = {"clusters_source": f"file {clusters_file}", "clusters_file_ids_ignored": len(ignored)}
+        if ignored:
+            context.log.warning(f"{clusters_file}: {len(ignored)} artwork ids are not in the catalogue, e.g. {ignored[:5]}")
+        context.log.info(note)
+    else:
+        n_clusters, note = resolve_n_clusters(config.n_clusters, len(embeddings))
+        for message in (note, pca_note(config.pca_components, *embeddings.shape)):
+            if message:
+                context.log.info(message)
+        result = cluster_embeddings(
+            embeddings,
+            n_clusters=n_clusters,
+            n_runs=config.n_runs,
+            pca_components=config.pca_components,
+            seed=config.seed,
+            silhouette_sample_size=config.silhouette_sample_size,
+            progress=lambda run, n_runs, score: context.log.info(
+                f"k-means run {run + 1}/{n_runs}: silhouette {score:.4f}"
+            ),
+        )
+        source_metadata = {"clusters_source": f"computed: best of {config.n_runs} k-means runs by silhouette"}
     clusters = pd.DataFrame(
         {
             "artwork_idx": ids["artwork_idx"],
@@ -205,6 +227,7 @@ def visual_clusters(
     return dg.MaterializeResult(
         metadata={
             **metadata,
+            **source_metadata,
             "n_clusters": n_clusters,
             "n_clusters_note": note or "as configured",
             "chosen_run": int(result.chosen_run),

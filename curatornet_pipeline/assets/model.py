@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
@@ -88,6 +89,20 @@ class TrainingScheduleConfig(dg.Config):
 
 class CuratorNetTrainingConfig(TrainingScheduleConfig):
     user_dims: list[int] = Field(default=[300, 300, 200], description="User tower sizes (paper text: [300, 200, 200]).")
+    batching: Literal["shuffled", "length_grouped"] = Field(
+        default="shuffled",
+        description="'shuffled': batch_size triplets of a fresh permutation each epoch. 'length_grouped' (the "
+        "authors'): batches of one profile length, up to max_batch_slots profile+item slots each, reshuffled "
+        "each epoch; batch_size is then unused.",
+    )
+    max_batch_slots: int = Field(
+        default=100_000, description="With batching='length_grouped': profile+item slots per batch (the authors: ~100,000)."
+    )
+    max_grad_norm: float = Field(
+        default=0.0,
+        description="> 0: clip each batch's gradient to this global L2 norm before the Adam step (0 = off). "
+        "See docs/reproducing_the_paper.md, 'Loss spikes'.",
+    )
 
     def training_config(self, l2_lambda: float) -> TrainingConfig:
         return TrainingConfig(
@@ -103,6 +118,9 @@ class CuratorNetTrainingConfig(TrainingScheduleConfig):
             seed=self.seed,
             device=self.device,
             precision=self.precision,
+            batching=self.batching,
+            max_batch_slots=self.max_batch_slots,
+            max_grad_norm=self.max_grad_norm,
         )
 
 

@@ -51,6 +51,13 @@ class SamplingConfig(dg.Config):
     )
     validation_fraction: float = Field(default=0.05, description="Validation triplets as a fraction of training.")
     seed: int = Field(default=0, description="Sampling seed.")
+    draws: Literal["ours", "authors"] = Field(
+        default="ours",
+        description="Where the paper is silent: 'ours' (strategies 1-3 negatives uniform over the allowed items, "
+        "strategy 3's artist weighted by the user's purchases, quotas per user) or 'authors' (negatives uniform "
+        "over never-bought clusters then items, strategy 3's artist uniform over the user's artists, strategies "
+        "1 and 2 quotas per basket). See docs/reproducing_the_paper.md.",
+    )
 
     def budget(self, n_artworks: int) -> SamplingBudget:
         if self.preset == "paper":
@@ -128,7 +135,7 @@ def triplets(context: dg.AssetExecutionContext, config: SamplingConfig, duckdb: 
         context.log.info(
             f"sampling {strategy}: {budget.per_strategy_train()} train + {budget.per_strategy_validation()} validation"
         )
-        sample = sample_strategy(strategy, inputs, budget, seed=config.seed)
+        sample = sample_strategy(strategy, inputs, budget, seed=config.seed, style=config.draws)
         rows, profiles = _sample_frames(sample, strategy)
         all_rows.append(rows)
         all_profiles.append(profiles)

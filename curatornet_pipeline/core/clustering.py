@@ -5,12 +5,17 @@ z-score the ResNet embeddings over the catalogue, reduce them with PCA to 200 di
 coefficient (estimated on a fixed random sample of the artworks once the catalogue is larger than
 ``silhouette_sample_size``: the exact coefficient costs O(N^2) per run). The clusters drive the negative
 sampling of the triplets; the PCA vectors are also used for the cosine tests there (near-duplicates, strategy 6's visual-confidence margin).
+
+The authors published their clusters as ``clusters.json`` (artwork id -> cluster); ``read_clusters_json`` and
+``given_clusters`` use those instead of k-means, to reproduce their triplets' cluster rules exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -18,6 +23,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import euclidean_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
+from curatornet_pipeline.core.errors import InputDataError
 from curatornet_pipeline.core.features import zscore_catalogue
 
 # Above this many items the (N, N) distance matrix (float32: 4 * N**2 bytes, 256 MB here) is not kept
@@ -96,6 +102,24 @@ def cluster_embeddings(
         return _cluster(x, n_clusters, n_runs, pca_components, seed, progress, silhouette_sample_size or None)
 
 
+def _pca(x: np.ndarray, pca_components: int, seed: int) -> tuple[np.ndarray, float]:
+    """PCA vectors (float32) of the z-scored embeddings and the share of variance they keep."""
+    n_samples, n_features = x.shape
+    z = zscore_catalogue(x, dtype=np.float64)
+    pca = PCA(n_components=min(pca_components, n_samples, n_features), random_state=seed)
+    return pca.fit_transform(z).astype(np.float32), float(np.sum(pca.explained_variance_ratio_))
+
+
+def _silhouette(points: np.ndarray, labels: np.ndarray, distances: np.ndarray | None) -> float:
+    """Silhouette of ``labels`` on ``points`` (precomputed ``distances`` when given); -1 for a degenerate labelling."""
+    n_used = len(np.unique(labels))
+    if n_used < 2 or n_used >= len(labels):
+        return -1.0  # degenerate (identical points): worst possible silhouette, never chosen over a real one
+    if distances is not None:
+        return float(silhouette_score(distances, labels, metric="precomputed"))
+    return float(silhouette_score(points, labels, metric="euclidean"))
+
+
 def _cluster(
     x: np.ndarray,
     n_clusters: int,
@@ -105,11 +129,8 @@ def _cluster(
     progress: Callable[[int, int, float], None] | None,
     silhouette_sample_size: int | None,
 ) -> ClusteringResult:
-    n_samples, n_features = x.shape
-    z = zscore_catalogue(x, dtype=np.float64)
-    n_components = min(pca_components, n_samples, n_features)
-    pca = PCA(n_components=n_components, random_state=seed)
-    vectors = pca.fit_transform(z).astype(np.float32)
+    n_samples = len(x)
+    vectors, explained = _pca(x, pca_components, seed)
 
     sample = None  # None: the silhouette uses every artwork
     if silhouette_sample_size is not None and n_samples > silhouette_sample_size:
@@ -129,14 +150,7 @@ def _cluster(
     for i in range(n_runs):
         run_seed = seed + i
         labels = KMeans(n_clusters=n_clusters, n_init=1, random_state=run_seed).fit_predict(vectors)
-        scored = labels if sample is None else labels[sample]
-        n_scored_clusters = len(np.unique(scored))
-        if n_scored_clusters < 2 or n_scored_clusters >= len(scored):
-            score = -1.0  # degenerate run (identical points): worst possible silhouette, never chosen over a real one
-        elif distances is not None:
-            score = float(silhouette_score(distances, scored, metric="precomputed"))
-        else:
-            score = float(silhouette_score(points, scored, metric="euclidean"))
+        score = _silhouette(points, labels if sample is None else labels[sample], distances)
         silhouettes.append(score)
         run_seeds.append(run_seed)
         if score > best_score:
@@ -151,6 +165,61 @@ def _cluster(
         silhouettes=silhouettes,
         run_seeds=run_seeds,
         chosen_run=int(np.argmax(silhouettes)),
-        explained_variance_ratio=float(np.sum(pca.explained_variance_ratio_)),
+        explained_variance_ratio=explained,
         silhouette_points=len(points),
     )
+
+
+def given_clusters(
+    embeddings: np.ndarray, labels: np.ndarray, pca_components: int = 200, seed: int = 0
+) -> ClusteringResult:
+    """A ClusteringResult for clusters given from outside (the authors' ``clusters.json``): no k-means.
+
+    ``labels`` (N,) are renumbered densely (0..k-1 in order of the given labels). The PCA vectors are computed
+    as for ``cluster_embeddings`` (the samplers' cosine tests need them), and the one "run" carries the exact
+    silhouette of the given labels on them (run seed -1: nothing was drawn).
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    labels = np.asarray(labels)
+    if labels.shape != (len(x),):
+        raise ValueError(f"labels must have shape ({len(x)},) like the embeddings, got {labels.shape}")
+    _, dense = np.unique(labels, return_inverse=True)
+    vectors, explained = _pca(x, pca_components, seed)
+    with threadpool_limits(limits=1):
+        score = _silhouette(vectors, dense, None)
+    return ClusteringResult(
+        labels=dense.astype(np.int32),
+        pca_vectors=vectors,
+        silhouettes=[score],
+        run_seeds=[-1],
+        chosen_run=0,
+        explained_variance_ratio=explained,
+        silhouette_points=len(x),
+    )
+
+
+CLUSTERS_FILE = "clusters.json"
+
+
+def read_clusters_json(path: Path, artwork_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The authors' ``clusters.json`` (a JSON object: artwork id -> integer cluster) in ``artwork_ids`` order.
+
+    Returns (labels (N,) int64, ids in the file but not in the catalogue, sorted: they are ignored, as rows
+    of the embeddings file are). Every catalogue artwork needs a cluster; errors name the file and the entry.
+    """
+    path = Path(path)
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputDataError(path, f"not a readable JSON file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(mapping, dict):
+        raise InputDataError(path, f"expected a JSON object mapping artwork id to cluster, got {type(mapping).__name__}")
+    for artwork_id, cluster in mapping.items():
+        if isinstance(cluster, bool) or not isinstance(cluster, int):
+            raise InputDataError(path, f"artwork {artwork_id!r}: cluster must be an integer, got {cluster!r}")
+    wanted = list(artwork_ids)
+    missing = [a for a in wanted if a not in mapping]
+    if missing:
+        raise InputDataError(path, f"{len(missing)} catalogue artworks have no cluster, e.g. {missing[:5]}")
+    extra = sorted(set(mapping) - set(wanted))
+    return np.array([mapping[a] for a in wanted], dtype=np.int64), extra

@@ -43,8 +43,8 @@ PROTOCOLS = (NEW_CUSTOMERS, NEW_ARTWORKS)
 class ColdStartSetup:
     """One protocol's data, all on the canonical artwork index.
 
-    training: the split transactions the sampler and VBPR read (labels train/test/excluded as the sampler
-    expects; rows of artworks outside ``known_items`` never appear). evaluation: the transactions with a
+    training: the training rows the sampler and VBPR read (all labelled "train", as the sampler requires; rows
+    of artworks outside ``known_items`` never appear). evaluation: the transactions with a
     split column for ``evaluation_users``: "train" = profile, "test" = target basket, "excluded" = unused.
     known_items: bool [N], the artworks that may appear in a training triplet. held_out_users: the new
     customers (empty for NEW_ARTWORKS). cutoff: the cut-off time (NaT for NEW_CUSTOMERS).
@@ -88,7 +88,10 @@ def new_customer_setup(split_transactions: pd.DataFrame, n_items: int, fraction:
     evaluation[SPLIT_COLUMN] = np.where(is_held, evaluation[SPLIT_COLUMN], EXCLUDED).astype(object)
     return ColdStartSetup(
         protocol=NEW_CUSTOMERS,
-        training=split_transactions.loc[~is_held].reset_index(drop=True),
+        # The training view only: the other customers' held-out baskets are test labels the models must not see.
+        training=split_transactions.loc[~is_held & (split_transactions[SPLIT_COLUMN] == TRAIN).to_numpy()].reset_index(
+            drop=True
+        ),
         evaluation=evaluation,
         known_items=np.ones(n_items, dtype=bool),
         held_out_users=tuple(held),

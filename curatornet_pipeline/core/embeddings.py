@@ -12,8 +12,9 @@ Preprocessing is the standard ImageNet one: resize the short side to ``image_siz
 centre-crop ``image_size``, normalise with the ImageNet mean and std (224 gives resize 256 / crop 224).
 
 ``resnet_embeddings.npy`` (UGallery's published form) is a pickled numpy object array of shape
-(N, 2): artwork id, 2048-float vector. Pickles can execute code when loaded, so this module reads
-it with an unpickler that only admits the numpy classes such an array needs, then validates it.
+(N, 2): artwork id, 2048-float vector, written with ``numpy.save`` or as a bare pickle (``ndarray.dump()``).
+Pickles can execute code when loaded, so this module reads either form with an unpickler that only admits
+the numpy classes such an array needs, then validates it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -262,12 +264,33 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(canonical, name)
 
 
-def _read_npy_object_array(path: Path) -> np.ndarray:
-    """Read a .npy file; object arrays go through the restricted unpickler instead of ``np.load``."""
+NPY_FORM = ".npy (numpy.save)"
+PICKLE_FORM = "bare pickle (ndarray.dump)"
+_NPY_MAGIC = b"\x93NUMPY"
+_PICKLE_PROTOCOL_OPCODE = b"\x80"  # every pickle of protocol 2 or later starts with PROTO
+
+
+def _read_npy_object_array(path: Path) -> tuple[np.ndarray, str]:
+    """Read a .npy file or a bare numpy pickle (what ``ndarray.dump()`` writes); return the array and its form.
+
+    Object arrays of both forms go through the restricted unpickler instead of ``np.load``/``pickle.load``.
+    """
     if not path.is_file():
         raise InputDataError(path, "file not found")
     try:
         with path.open("rb") as handle:
+            start = handle.read(len(_NPY_MAGIC))
+            handle.seek(0)
+            if start.startswith(_PICKLE_PROTOCOL_OPCODE):
+                # The authors' file may be a pickled ndarray without the .npy header; no shape to compare with.
+                array = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+                if not isinstance(array, np.ndarray):
+                    raise InputDataError(path, f"the pickle holds a {type(array).__name__}, not a numpy array")
+                return array, PICKLE_FORM
+            if start != _NPY_MAGIC:
+                raise InputDataError(
+                    path, "neither a .npy file (numpy.save) nor a pickled numpy array (ndarray.dump)"
+                )
             version = np.lib.format.read_magic(handle)
             if version == (1, 0):
                 shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
@@ -288,18 +311,37 @@ def _read_npy_object_array(path: Path) -> np.ndarray:
         raise InputDataError(path, f"not a readable .npy embeddings file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise InputDataError(path, f"array payload does not match its header shape {shape}")
-    return array
+    return array, NPY_FORM
 
 
-def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
-    """Load ``resnet_embeddings.npy`` and return float32 (len(artwork_ids), 2048) rows in ``artwork_ids`` order.
+@dataclass(frozen=True)
+class EmbeddingsFile:
+    """What ``read_embeddings_file`` found: catalogue-ordered vectors, the file's form, the rows it dropped."""
+
+    vectors: np.ndarray  # float32 (len(artwork_ids), 2048)
+    form: str  # NPY_FORM or PICKLE_FORM
+    dropped_ids: list[str]  # ids with a vector but no catalogue row, sorted
+
+    def dropped_note(self) -> str | None:
+        """One sentence for the log and metadata, or None when no row was dropped."""
+        if not self.dropped_ids:
+            return None
+        return (
+            f"{len(self.dropped_ids)} embedding rows belong to artworks not in the catalogue and were dropped, "
+            f"e.g. {self.dropped_ids[:_MAX_LISTED]}"
+        )
+
+
+def read_embeddings_file(path: Path, artwork_ids: Sequence[str]) -> EmbeddingsFile:
+    """Load ``resnet_embeddings.npy`` (a .npy file or a bare pickle) with vectors in ``artwork_ids`` order.
 
     The file is untrusted: it must be an (N, 2) object array of [str id, 2048 finite floats]; every
-    catalogue artwork needs exactly one row and no row may name an artwork outside the catalogue.
-    Errors name the file and the array index (0-based) of the offending entry.
+    catalogue artwork needs exactly one row. Rows for artworks outside the catalogue are dropped and listed
+    (the authors' published file has such rows, and their code ignores them). Errors name the file and the
+    array index (0-based) of the offending entry.
     """
     path = Path(path)
-    array = _read_npy_object_array(path)
+    array, form = _read_npy_object_array(path)
     if array.ndim != 2 or array.shape[1] != 2:
         raise InputDataError(path, f"expected shape (N, 2) [artwork id, vector], got {array.shape}")
     n = array.shape[0]
@@ -341,13 +383,14 @@ def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
     missing = [a for a in wanted if a not in first_index]
     if missing:
         raise InputDataError(path, f"{len(missing)} catalogue artworks have no embedding, e.g. {missing[:_MAX_LISTED]}")
-    extra = sorted(set(ids) - set(wanted))
-    if extra:
-        raise InputDataError(
-            path, f"{len(extra)} embeddings belong to artworks not in the catalogue, e.g. {extra[:_MAX_LISTED]}"
-        )
+    dropped = sorted(set(ids) - set(wanted))
     order = np.fromiter((first_index[a] for a in wanted), dtype=np.int64, count=len(wanted))
-    return vectors[order]
+    return EmbeddingsFile(vectors[order], form, dropped)
+
+
+def load_embeddings_npy(path: Path, artwork_ids: Sequence[str]) -> np.ndarray:
+    """The vectors of ``read_embeddings_file`` alone (float32, ``artwork_ids`` order)."""
+    return read_embeddings_file(path, artwork_ids).vectors
 
 
 def image_content_hashes(paths: Sequence[Path]) -> list[str]:

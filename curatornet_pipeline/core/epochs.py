@@ -20,6 +20,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from curatornet_pipeline.core.batching import shuffled_batches
+
 
 class EpochSettings(Protocol):
     """The loop's and the schedule's settings, as both training configs (CuratorNet's, VBPR's) name them."""
@@ -131,13 +133,17 @@ def train_epochs(
     label: str = "",
     log_every_batches: int = 0,
     report_throughput: bool = False,
+    epoch_batches: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
+    max_grad_norm: float = 0.0,
 ) -> EpochsResult:
     """Train ``module`` with Adam until ``config.max_epochs`` or the ``PlateauSchedule`` of ``config`` stops it;
     keep the best epoch's weights.
 
-    ``batch_loss(rows)`` returns the mean loss of training rows ``rows`` (``config.batch_size`` of a permutation
-    of ``range(n_train)`` seeded by ``config.seed``: a numpy array, or an int64 tensor on ``device`` when
-    ``rows_on_device``).
+    ``batch_loss(rows)`` returns the mean loss of training rows ``rows`` (a numpy array, or an int64 tensor on
+    ``device`` when ``rows_on_device``). Each epoch's batches come from ``epoch_batches(rng)`` (core.batching),
+    by default ``shuffled_batches``: ``config.batch_size`` rows of a permutation of ``range(n_train)``; ``rng``
+    is seeded by ``config.seed``, so the order is deterministic. ``max_grad_norm`` > 0 rescales a batch's
+    gradient whose global L2 norm exceeds it to that norm before the Adam step (0: never).
     ``validation_accuracy()`` scores the current weights. Progress lines start with ``label``; with
     ``report_throughput`` the history and the epoch line also carry training triplets per second.
     History columns: epoch, learning_rate (used during the epoch), train_loss (mean batch loss weighted by
@@ -147,7 +153,8 @@ def train_epochs(
     batch_size, max_epochs = config.batch_size, config.max_epochs
     optimizer = torch.optim.Adam(module.parameters(), lr=schedule.learning_rate)
     rng = np.random.default_rng(config.seed)
-    n_batches = math.ceil(n_train / batch_size)
+    if epoch_batches is None:
+        epoch_batches = lambda generator: shuffled_batches(n_train, batch_size, generator)  # noqa: E731
     best_state: dict[str, Tensor] = {}
     history: list[dict[str, Any]] = []
     for epoch in range(1, max_epochs + 1):
@@ -155,15 +162,19 @@ def train_epochs(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         epoch_start = time.perf_counter()
-        order = rng.permutation(n_train)
-        if rows_on_device:
-            order = torch.from_numpy(order).to(device)  # one copy per epoch, then slices on the device
+        batches: list = epoch_batches(rng)
+        n_batches = len(batches)
+        if rows_on_device:  # one copy per epoch, then slices on the device
+            order = torch.from_numpy(np.concatenate(batches)).to(device)
+            bounds = np.cumsum([0] + [len(rows) for rows in batches])
+            batches = [order[bounds[b] : bounds[b + 1]] for b in range(n_batches)]
         loss_sum = torch.zeros((), device=device)  # summed on the device: no GPU sync per batch
-        for b in range(n_batches):
-            rows = order[b * batch_size : (b + 1) * batch_size]
+        for b, rows in enumerate(batches):
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(rows)
             loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
             optimizer.step()
             loss_sum += loss.detach() * len(rows)
             if log_every_batches and (b + 1) % log_every_batches == 0:

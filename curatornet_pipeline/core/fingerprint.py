@@ -10,6 +10,8 @@ SOURCE_FILE_NAMES = (
     "items.csv",
     "interactions.csv",
     "likes.csv",  # the visitor app's likes (core.feedback.read_likes)
+    "clusters.json",  # the authors' clusters (core.clustering.read_clusters_json)
+    "test_baskets.csv",  # the authors' test set (core.split.read_test_tuples)
 )
 
 

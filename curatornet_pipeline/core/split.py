@@ -15,12 +15,19 @@ table (nothing is dropped) but are not training data, because training on them w
 item into the user's profile. A user whose every earlier row would be excluded that way (they only ever
 re-bought the same print) keeps no training data, so nothing is held out for them: they are train-only,
 like a one-basket user.
+
+The authors' published test set can replace the last-basket rule: ``split_from_test_tuples`` holds out
+exactly the baskets a ``test_baskets.csv`` lists (``read_test_tuples``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from curatornet_pipeline.core.errors import InputDataError
 
 SPLIT_COLUMN = "split"
 TRAIN = "train"
@@ -81,7 +88,11 @@ def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
     """
     baskets = order_baskets(transactions)
     is_last = (baskets["basket_rank"] == baskets["n_user_baskets"] - 1) & (baskets["n_user_baskets"] >= 2)
-    test_basket_ids = baskets.loc[is_last, "basket_id"].to_numpy()
+    return _label(transactions, baskets.loc[is_last, "basket_id"].to_numpy())
+
+
+def _label(transactions: pd.DataFrame, test_basket_ids: np.ndarray) -> pd.DataFrame:
+    """``transactions`` with the split column, given the held-out baskets (see ``last_basket_split``)."""
     out = transactions.copy()
     is_test = out["basket_id"].isin(test_basket_ids).to_numpy()
     item_column = "artwork_idx" if "artwork_idx" in out.columns else "artwork_id"
@@ -93,6 +104,77 @@ def last_basket_split(transactions: pd.DataFrame) -> pd.DataFrame:
     repeats_held_out &= ~no_training_left.to_numpy()
     out[SPLIT_COLUMN] = np.where(is_test, TEST, np.where(repeats_held_out, EXCLUDED, TRAIN)).astype(object)
     return out
+
+
+# The authors' published test set, as (user, artwork) pairs: one row per held-out item.
+TEST_BASKETS_FILE = "test_baskets.csv"
+_TUPLE_COLUMNS = {"user_id": ("user_id", "user_id_hash"), "artwork_id": ("artwork_id", "artwork_id_hash")}
+
+
+def read_test_tuples(path: Path) -> pd.DataFrame:
+    """``test_baskets.csv``: columns user_id (or user_id_hash) and artwork_id (or artwork_id_hash), one row per
+    held-out item. Returns a frame with columns user_id, artwork_id and ``file_row`` (1-based data row)."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputDataError(path, f"not a readable CSV file ({type(exc).__name__}: {exc})") from exc
+    columns = {}
+    for name, accepted in _TUPLE_COLUMNS.items():
+        found = [c for c in accepted if c in frame.columns]
+        if not found:
+            raise InputDataError(path, f"needs a column {' or '.join(accepted)}; it has {list(frame.columns)}")
+        columns[name] = frame[found[0]].str.strip()
+    out = pd.DataFrame(columns)
+    out["file_row"] = np.arange(1, len(out) + 1)
+    empty = (out["user_id"] == "") | (out["artwork_id"] == "")
+    if empty.any():
+        row = int(out.loc[empty, "file_row"].iloc[0])
+        raise InputDataError(path, f"data row {row}: empty user or artwork id", row=row)
+    return out
+
+
+def split_from_test_tuples(transactions: pd.DataFrame, tuples: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Label ``transactions`` so that the held-out items are exactly the ones ``tuples`` lists.
+
+    For each listed user, the held-out basket is their latest basket holding every listed item; it must hold
+    no other item (the file lists whole baskets). Users not listed are train-only. The "excluded" rule of the
+    last-basket split applies unchanged. Errors (``InputDataError`` naming ``source`` and the data row): a
+    listed user or item with no such purchase, a basket that holds only part of the listed items.
+    """
+    baskets = order_baskets(transactions)
+    rank = baskets.set_index("basket_id")["basket_rank"]
+    items = transactions[["user_id", "basket_id", "artwork_id"]].astype({"user_id": str, "artwork_id": str})
+    test_basket_ids = []
+    for user, listed in tuples.groupby("user_id", sort=True):
+        wanted = set(listed["artwork_id"])
+        bought = items[items["user_id"] == user]
+        if bought.empty:
+            row = int(listed["file_row"].iloc[0])
+            raise InputDataError(source, f"data row {row}: user {user!r} has no purchase", row=row)
+        per_basket = bought.groupby("basket_id")["artwork_id"].apply(set)
+        holding = [b for b, held in per_basket.items() if wanted <= held]
+        if not holding:
+            never = sorted(wanted - set(bought["artwork_id"]))
+            row = int(listed["file_row"].iloc[0])
+            reason = (
+                f"user {user!r} never bought {never[:5]}"
+                if never
+                else f"no single basket of user {user!r} holds all of {sorted(wanted)[:5]}"
+            )
+            raise InputDataError(source, f"data row {row}: {reason}", row=row)
+        chosen = max(holding, key=lambda b: rank[b])
+        others = sorted(per_basket[chosen] - wanted)
+        if others:
+            row = int(listed["file_row"].iloc[0])
+            raise InputDataError(
+                source,
+                f"data row {row}: the held-out basket of user {user!r} also holds {others[:5]}, which the file "
+                "does not list (list every item of a held-out basket)",
+                row=row,
+            )
+        test_basket_ids.append(chosen)
+    return _label(transactions, np.asarray(test_basket_ids))
 
 
 def split_summary(split_df: pd.DataFrame) -> dict:

@@ -11,8 +11,9 @@ DISTINCT profile, then gathers; ``naive_triplet_loss`` runs the item tower on ev
 (each triplet pools its own copy of its profile) and exists as the reference it must equal exactly, and
 as the baseline of benchmarks/bench_training.py.
 
-Batches are ``batch_size`` triplets (default 4096) drawn from a seeded permutation each epoch. The authors
-instead filled batches up to ~100,000 profile+item slots. With dedup a batch costs about one item-tower
+Batches are ``batch_size`` triplets (default 4096) drawn from a seeded permutation each epoch, or, with
+``batching='length_grouped'``, the authors' batches: one profile length per batch, filled up to ~100,000
+profile+item slots (core.batching). With dedup a batch costs about one item-tower
 pass per distinct item, at most the catalogue size, so larger batches amortise better: on the
 benchmark's UGallery-shaped data a 4096-triplet batch has ~18,000 slots but ~5,400 distinct items, a
 22,000-triplet batch ~98,000 slots but ~6,000 distinct items (see benchmarks/bench_training.py).
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from curatornet_pipeline.core.batching import BATCHINGS, length_grouped_batches
 from curatornet_pipeline.core.device import resolve_device
 from curatornet_pipeline.core.epochs import deterministic_algorithms, train_epochs
 from curatornet_pipeline.core.model import CuratorNet, CuratorNetConfig, pool_profiles
@@ -44,7 +46,8 @@ _FORMAT = "curatornet-state-v1"
 class TrainingConfig:
     """Hyper-parameters of CuratorNet training (defaults: the paper's best setting).
 
-    batch_size counts triplets. lr schedule and stopping: see ``core.epochs.PlateauSchedule``
+    batch_size counts triplets (``batching='shuffled'``); ``batching='length_grouped'`` ignores it and fills
+    one-length batches up to ``max_batch_slots`` profile+item slots (core.batching). lr schedule and stopping: see ``core.epochs.PlateauSchedule``
     (``early_stopping_patience`` 0 = always run ``max_epochs``, as the paper). ``log_every_batches`` = 0 logs only
     per epoch.
     """
@@ -62,6 +65,9 @@ class TrainingConfig:
     device: str = "auto"
     log_every_batches: int = 200
     precision: str = "auto"  # forward passes: 'auto', 'fp32' or 'bf16' (core.precision)
+    batching: str = "shuffled"  # core.batching: 'shuffled' (batch_size triplets) or 'length_grouped' (the authors')
+    max_batch_slots: int = 100_000  # length_grouped: profile+item slots per batch (the authors: ~100,000)
+    max_grad_norm: float = 0.0  # > 0: clip each batch's global gradient norm to this before the Adam step
 
     def __post_init__(self) -> None:
         problems = []
@@ -87,6 +93,12 @@ class TrainingConfig:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.log_every_batches < 0:
             problems.append(f"log_every_batches must be >= 0, got {self.log_every_batches}")
+        if self.batching not in BATCHINGS:
+            problems.append(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+        if self.max_grad_norm < 0:
+            problems.append(f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
+        if self.max_batch_slots < 1:
+            problems.append(f"max_batch_slots must be >= 1, got {self.max_batch_slots}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if problems:
@@ -380,9 +392,15 @@ def train_curatornet(
         # On a GPU the batch index work runs on the device too; on the CPU numpy is faster for it.
         on_gpu = device.type == "cuda"
         train_triplets = DeviceTriplets.from_set(train, device) if on_gpu else train
+        epoch_batches = None
+        if config.batching == "length_grouped":
+            triplet_lengths = train.profile_lengths()[train.profile_id]
+            epoch_batches = lambda rng: length_grouped_batches(triplet_lengths, config.max_batch_slots, rng)  # noqa: E731
+            batches = f"batches of one profile length, at most {config.max_batch_slots} profile+item slots each"
+        else:
+            batches = f"{math.ceil(len(train) / config.batch_size)} shuffled batches of {config.batch_size}"
         say(
-            f"training CuratorNet on {device} ({precision}): {len(train)} triplets, "
-            f"{math.ceil(len(train) / config.batch_size)} batches of {config.batch_size}, "
+            f"training CuratorNet on {device} ({precision}): {len(train)} triplets, {batches}, "
             f"{len(validation)} validation triplets"
         )
         epochs = train_epochs(
@@ -396,6 +414,8 @@ def train_curatornet(
             say=say,
             log_every_batches=config.log_every_batches,
             report_throughput=True,
+            epoch_batches=epoch_batches,
+            max_grad_norm=config.max_grad_norm,
         )
 
     best = CuratorNet(model_config, generator=torch.Generator())  # own generator: global RNG untouched

@@ -10,8 +10,11 @@ import numpy as np
 from curatornet_pipeline.core.embeddings import validate_embedding_matrix
 
 
-def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray) -> None:
-    """Write ``emb`` (rows aligned with ``artwork_ids``) in UGallery's (N, 2) object-array format."""
+def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray, form: str = "save") -> None:
+    """Write ``emb`` (rows aligned with ``artwork_ids``) in UGallery's (N, 2) object-array format.
+
+    ``form``: "save" (``numpy.save``, a .npy header) or "dump" (``ndarray.dump()``, a bare pickle).
+    """
     validate_embedding_matrix(emb, str(path))
     if len(artwork_ids) != emb.shape[0]:
         raise ValueError(f"{len(artwork_ids)} ids for {emb.shape[0]} embedding rows")
@@ -19,4 +22,7 @@ def save_embeddings_npy(path: Path, artwork_ids: Sequence[str], emb: np.ndarray)
     for i, artwork_id in enumerate(artwork_ids):
         array[i, 0] = str(artwork_id)
         array[i, 1] = np.asarray(emb[i], dtype=np.float32)
-    np.save(Path(path), array, allow_pickle=True)
+    if form == "dump":
+        array.dump(str(path))
+    else:
+        np.save(Path(path), array, allow_pickle=True)

@@ -16,7 +16,10 @@ from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
     embed_images,
     image_transform,
+    NPY_FORM,
+    PICKLE_FORM,
     load_embeddings_npy,
+    read_embeddings_file,
     validate_embedding_matrix,
 )
 from curatornet_pipeline.core.errors import InputDataError
@@ -209,10 +212,38 @@ def test_npy_duplicate_id(tmp_path):
     assert err.row == 1 and "index 0" in str(err)
 
 
-def test_npy_id_outside_catalogue(tmp_path):
-    emb = vectors(2)
-    err = load_error(object_file(tmp_path / "e.npy", [("a", emb[0]), ("zz", emb[1])]), ["a"])
-    assert "'zz'" in str(err)
+def test_rows_outside_the_catalogue_are_dropped_counted_and_named(tmp_path):
+    emb = vectors(4)
+    path = object_file(tmp_path / "e.npy", [("zz", emb[0]), ("a", emb[1]), ("yy", emb[2]), ("b", emb[3])])
+    loaded = read_embeddings_file(path, ["b", "a"])
+    np.testing.assert_array_equal(loaded.vectors, emb[[3, 1]])
+    assert loaded.dropped_ids == ["yy", "zz"]
+    assert loaded.form == NPY_FORM
+    assert loaded.dropped_note() == (
+        "2 embedding rows belong to artworks not in the catalogue and were dropped, e.g. ['yy', 'zz']"
+    )
+    assert read_embeddings_file(path, ["a", "b", "yy", "zz"]).dropped_note() is None
+
+
+def test_a_bare_pickle_written_by_ndarray_dump_is_read_like_a_npy_file(tmp_path):
+    emb = vectors(3)
+    save_embeddings_npy(tmp_path / "saved.npy", ["a", "b", "c"], emb)
+    save_embeddings_npy(tmp_path / "dumped.npy", ["a", "b", "c"], emb, form="dump")
+    assert not (tmp_path / "dumped.npy").read_bytes().startswith(b"\x93NUMPY")
+    dumped = read_embeddings_file(tmp_path / "dumped.npy", ["c", "a"])
+    assert dumped.form == PICKLE_FORM
+    np.testing.assert_array_equal(dumped.vectors, read_embeddings_file(tmp_path / "saved.npy", ["c", "a"]).vectors)
+
+
+def test_a_bare_pickle_with_foreign_objects_runs_nothing(tmp_path, capsys):
+    array = np.empty((1, 2), dtype=object)
+    array[0, 0], array[0, 1] = "a", _Exploit()
+    path = tmp_path / "evil.npy"
+    path.write_bytes(pickle.dumps(array, protocol=2))
+    assert "print: not part of a numpy array" in str(load_error(path, ["a"]))
+    path.write_bytes(pickle.dumps({"a": [0.0] * EMBEDDING_DIM}, protocol=4))
+    assert "dict" in str(load_error(path, ["a"]))
+    assert "never run" not in capsys.readouterr().out
 
 
 def test_npy_non_string_id(tmp_path):

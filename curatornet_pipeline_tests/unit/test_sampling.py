@@ -9,7 +9,7 @@ Gallery: 16 artworks, 4 artists (A0..A3, four works each), 4 visual clusters giv
 Items 4 and 5 have identical PCA vectors and share cluster 1: a near-duplicate pair. Items 8 and 12
 also have identical vectors but sit in different clusters, so they are NOT near-duplicates.
 
-Users (training baskets in time order | held-out basket):
+Users (training baskets in time order | held-out basket, which the samplers never see):
     alice: [0, 2], [4]          | [6]
     bob:   [8], [9], [12, 14]   | [13]
     carol: [3, 7]               | -
@@ -41,6 +41,7 @@ from curatornet_pipeline.core.sampling import (
     triplet_hashes,
     union_deduplicate,
 )
+from curatornet_pipeline.core.sampling.draws import StrategyDraws
 from curatornet_pipeline.core.split import last_basket_split
 from curatornet_pipeline.core.triplet_set import TripletSet
 
@@ -53,12 +54,13 @@ ALICE, BOB, CAROL, DAVE, ERIN = range(5)
 ALL_ITEMS = set(range(16))
 
 # Hand-enumerated candidate sets (see module docstring for the data).
-# Negatives of strategies 1-3: artist AND cluster outside the user's training sets, not held out.
+# Negatives of strategies 1-3: artist AND cluster outside the user's training sets. A held-out item is allowed:
+# to training it is an item the user never bought (dave's held-out 1 is one of his negatives).
 DISJOINT_NEGATIVES = {
     ALICE: {8, 9, 10, 12, 13, 15},  # artists A2/A3 minus 11 (cluster 0) and 14 (cluster 1)
     BOB: {0, 1},  # A0/A1 works in cluster 0 only
     CAROL: {11, 14},  # A2/A3 works in clusters 0/1
-    DAVE: {0, 3, 8, 9, 10, 11, 12, 13, 15},  # not A1, not cluster 1, not held-out 1
+    DAVE: {0, 1, 3, 8, 9, 10, 11, 12, 13, 15},  # not A1, not cluster 1
     ERIN: {0, 1, 2, 4, 5, 7, 10, 11},  # not A3, not cluster 2
 }
 # Strategy 1: (profile, positive) per user.
@@ -74,7 +76,8 @@ NEXT_BASKET_PAIRS = {
 }
 HISTORY = {u: tuple(itertools.chain.from_iterable(b)) for u, b in enumerate(BASKETS)}
 # Strategy 3: unbought works by a bought artist in a bought cluster (erin has none: not eligible).
-FAVOURITE_POSITIVES = {ALICE: {1, 5}, BOB: {10, 15}, CAROL: {6}, DAVE: {4}}
+# bob's held-out 13 (A3, cluster 3) qualifies: training does not know he bought it.
+FAVOURITE_POSITIVES = {ALICE: {1, 5}, BOB: {10, 13, 15}, CAROL: {6}, DAVE: {4}}
 NEAR_DUPLICATES = {(4, 5), (5, 4)}
 
 
@@ -94,7 +97,6 @@ def _inputs(pca_unit: np.ndarray | None = None) -> SamplingInputs:
         pca_unit=_pca_vectors() if pca_unit is None else pca_unit,
         user_ids=list(USERS),
         train_baskets=[[np.array(b, dtype=np.int32) for b in baskets] for baskets in BASKETS],
-        test_items=[np.array(t, dtype=np.int32) for t in TEST],
     )
 
 
@@ -143,7 +145,7 @@ def _allowed(strategy: str, pca_unit: np.ndarray) -> set:
             (u, HISTORY[u], pos, neg)
             for u in range(5)
             for pos in HISTORY[u]
-            for neg in ALL_ITEMS - set(HISTORY[u]) - set(TEST[u])
+            for neg in ALL_ITEMS - set(HISTORY[u])
             if (pos, neg) not in NEAR_DUPLICATES
         }
     if strategy == "random":  # (P_u \ i, i, j): only users with 2+ training items (alice, bob, carol)
@@ -152,7 +154,7 @@ def _allowed(strategy: str, pca_unit: np.ndarray) -> set:
             for u in range(5)
             if len(HISTORY[u]) >= 2
             for pos in HISTORY[u]
-            for neg in ALL_ITEMS - set(HISTORY[u]) - set(TEST[u])
+            for neg in ALL_ITEMS - set(HISTORY[u])
             if (pos, neg) not in NEAR_DUPLICATES
         }
     if strategy == Strategy.SINGLE_ITEM:
@@ -247,11 +249,18 @@ def test_profile_length_histogram_of_hidden_item(exhaustive):
     assert exhaustive[Strategy.HIDDEN_BASKET_ITEM].stats["profile_length_histogram"] == {1: 12 + 4, 3: 4}
 
 
-def test_held_out_items_never_appear_in_their_users_triplets(exhaustive):
+def test_held_out_items_are_unbought_to_the_samplers_and_never_in_a_profile(exhaustive):
+    # Training does not know the test set: a held-out item may be drawn as a negative (or, for strategy 3, as
+    # an unbought favourite-artist positive), exactly like any other item the user never bought in training.
+    drawn_as_negative = set()
     for strategy in [s for s in GUIDED_STRATEGIES if s.has_real_users]:
-        for split in (exhaustive[strategy].train, exhaustive[strategy].validation):
-            for user, profile, pos, neg in _content(split):
-                assert not set(TEST[user]) & ({pos, neg} | set(profile)), (strategy, user)
+        for user, profile, pos, neg in _content(exhaustive[strategy].train):
+            assert not set(TEST[user]) & set(profile), (strategy, user)
+            if neg in TEST[user]:
+                drawn_as_negative.add((strategy, user, neg))
+    assert (Strategy.PROFILE_ITEM, ALICE, 6) in drawn_as_negative
+    assert (Strategy.FAVOURITE_ARTIST_SIMILAR, DAVE, 1) in drawn_as_negative
+    assert (BOB, HISTORY[BOB], 13) in {(u, p, a) for u, p, a, _ in _content(exhaustive[Strategy.FAVOURITE_ARTIST_SIMILAR].train)}
 
 
 def test_positive_differs_from_negative_and_near_duplicates_rejected(exhaustive):
@@ -305,17 +314,19 @@ def test_same_seed_same_arrays_other_seed_other_arrays(inputs):
 
 # Seed 9's triplets on this gallery, recorded at commit c2b3d6b (before core/sampling.py became a package): the
 # stored tables of a seed must not change under a refactor. (A numpy release that changed Generator streams would
-# change the stored tables too, and fail here.)
+# change the stored tables too, and fail here.) Re-recorded on purpose when the samplers stopped excluding held-out
+# items (issue 19, no test labels in training): strategies 3, 4, random and random_bpr, whose candidate sets for
+# users with a held-out basket grew by those items, changed; strategies 1, 2, 5 and 6 kept their digests.
 RECORDED_DIGESTS = {
     "1_hidden_basket_item": "d5c8a08bee7544ee",
     "2_next_basket": "f8199c4e4fae6518",
-    "3_favourite_artist_similar": "715bee06093dfffb",
-    "4_profile_item": "6fc7cdfe29551a5d",
+    "3_favourite_artist_similar": "346b0659e864bc6d",
+    "4_profile_item": "bdba5b9faafb23e9",
     "5_single_item": "0c23e90a6205d0e3",
     "6_single_item_same_artist": "cd1f04227ccc8401",
-    "random": "3a5f93e8a35fb5eb",
-    "random_bpr": "b5ddabce3f1d59e4",
-    "union": "0cec8529052d04d310484b05",
+    "random": "fd7434709cc95ed5",
+    "random_bpr": "177819802fb998ba",
+    "union": "e3305cb22e36471d7164c50f",
 }
 
 
@@ -347,7 +358,6 @@ def test_strategy_without_eligible_units_returns_empty_sets():
         pca_unit=np.eye(4, dtype=np.float32),
         user_ids=["u"],
         train_baskets=[[np.array([0, 1], dtype=np.int32)]],
-        test_items=[np.zeros(0, dtype=np.int32)],
     )
     sample = sample_strategy(Strategy.NEXT_BASKET, single, SamplingBudget(60), seed=0)
     assert len(sample.train) == len(sample.validation) == 0
@@ -363,7 +373,6 @@ def test_user_without_any_valid_negative_is_not_eligible():
         pca_unit=np.eye(6, dtype=np.float32),
         user_ids=["u", "v"],
         train_baskets=[[np.array([0, 3]), np.array([4])], [np.array([0, 1])]],
-        test_items=[np.zeros(0), np.zeros(0)],
     )
     sample = sample_strategy(Strategy.HIDDEN_BASKET_ITEM, gallery, SamplingBudget(6 * 20), seed=0)
     assert sample.stats["eligible_users_or_items"] == 1
@@ -393,7 +402,6 @@ def test_visual_confidence_margin_with_hand_set_vectors():
         pca_unit=vectors,
         user_ids=[],
         train_baskets=[],
-        test_items=[],
     )
     sample = sample_strategy(Strategy.SINGLE_ITEM_SAME_ARTIST, gallery, SamplingBudget(6 * 8 * 60), seed=0)
     drawn = _content(sample.train) + _content(sample.validation)  # the budget is capped: both splits hold some
@@ -431,7 +439,7 @@ def test_random_ablation_leaves_the_positive_out_of_the_profile(inputs):
     for user, profile, positive, negative in _content(sample.train) + _content(sample.validation):
         assert positive not in profile
         assert sorted(profile + (positive,)) == sorted(HISTORY[user])  # P_u \ i plus i is the whole history
-        assert negative not in HISTORY[user] and negative not in TEST[user]
+        assert negative not in HISTORY[user]  # a held-out item may be drawn: training does not know it
     # dave and erin have one training item each: no P_u \ i; the budget is spread over the other three.
     assert set(sample.train.user_idx.tolist()) == {ALICE, BOB, CAROL}
     assert sample.stats["eligible_users_or_items"] == 3
@@ -622,13 +630,11 @@ CORRUPTIONS = [
     (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 4, ALICE, {"negative_artist_bought", "negative_cluster_bought"}),
     (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 11, ALICE, {"negative_cluster_bought"}),
     (Strategy.HIDDEN_BASKET_ITEM, [0, 2], 4, 8, ALICE, {"positive_not_in_multi_item_training_basket"}),
-    (Strategy.HIDDEN_BASKET_ITEM, [0, 6], 2, 8, ALICE, {"profile_mismatch", "held_out_item_in_profile"}),
-    (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 6, ALICE, {"held_out_item_as_negative", "negative_artist_bought"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [0, 6], 2, 8, ALICE, {"profile_mismatch"}),
+    (Strategy.HIDDEN_BASKET_ITEM, [2], 0, 6, ALICE, {"negative_artist_bought"}),
     (Strategy.NEXT_BASKET, [8], 12, 0, BOB, {"profile_mismatch"}),
     (Strategy.NEXT_BASKET, [8, 9], 8, 0, BOB, {"positive_not_in_a_later_training_basket"}),
-    (
-        Strategy.NEXT_BASKET, [8, 9], 13, 0, BOB, {"held_out_item_as_positive", "positive_not_in_a_later_training_basket"}
-    ),
+    (Strategy.NEXT_BASKET, [8, 9], 13, 0, BOB, {"positive_not_in_a_later_training_basket"}),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 0, 8, ALICE, {"positive_already_bought"}),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 3, 8, ALICE, {"positive_cluster_not_bought"}),
     (Strategy.FAVOURITE_ARTIST_SIMILAR, [0, 2, 4], 11, 8, ALICE, {"positive_artist_not_bought"}),
@@ -637,7 +643,6 @@ CORRUPTIONS = [
     (Strategy.PROFILE_ITEM, [0, 2, 4], 0, 2, ALICE, {"negative_in_profile"}),
     (Strategy.PROFILE_ITEM, [5], 5, 4, DAVE, {"near_duplicate_pair"}),
     (Strategy.PROFILE_ITEM, [5], 5, 5, DAVE, {"positive_equals_negative", "negative_in_profile"}),
-    (Strategy.PROFILE_ITEM, [5], 5, 1, DAVE, {"held_out_item_as_negative"}),
     (Strategy.PROFILE_ITEM, [5], 5, 3, -1, {"wrong_user_marker"}),
     (Strategy.SINGLE_ITEM, [3], 4, 9, -1, {"profile_mismatch"}),
     (Strategy.SINGLE_ITEM, [3], 3, 9, ALICE, {"wrong_user_marker"}),
@@ -684,7 +689,7 @@ def test_from_frames_builds_histories_in_time_order():
     )
     rows = [  # user, basket, day, item
         ("x", 2, "2020-01-02", 1),  # repeat purchase of item 1 (first bought in basket 1)
-        ("x", 2, "2020-01-02", 2),  # also in x's held-out basket
+        ("x", 2, "2020-01-02", 2),  # also in x's held-out basket: the split labels it "excluded"
         ("x", 1, "2020-01-01", 0),
         ("x", 1, "2020-01-01", 1),
         ("x", 3, "2020-01-03", 2),  # held-out basket
@@ -702,29 +707,21 @@ def test_from_frames_builds_histories_in_time_order():
     )
     labels = np.array([0, 1, 0, 1])
     pca = np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-    built = SamplingInputs.from_frames(artworks, last_basket_split(transactions), labels, pca)
+    split = last_basket_split(transactions)
+    with pytest.raises(ValueError, match=r"training rows only; 2 row\(s\) are labelled \['excluded', 'test'\]"):
+        SamplingInputs.from_frames(artworks, split, labels, pca)
+    built = SamplingInputs.from_frames(artworks, split[split["split"] == "train"], labels, pca)
     assert built.user_ids == ["w", "x"]
     assert [[b.tolist() for b in baskets] for baskets in built.train_baskets] == [[[3]], [[0, 1]]]
-    assert [t.tolist() for t in built.test_items] == [[], [2]]
     assert built.item_artist.tolist() == [2, 1, 2, 0]  # codes of sorted artist ids x < y < z
     np.testing.assert_allclose(np.linalg.norm(built.pca_unit, axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(built.pca_unit[0], [0.6, 0.8], rtol=1e-6)
-    assert built.preparation["train_rows_dropped_as_held_out_items"] == 1
+    assert built.preparation["train_rows_read"] == 4
     assert built.preparation["train_rows_dropped_as_repeat_purchases"] == 1
     assert built.preparation["train_baskets_emptied"] == 1
 
 
-def test_inputs_reject_held_out_item_in_history_and_repeats():
-    with pytest.raises(ValueError, match="both in their training baskets and in their held-out basket"):
-        SamplingInputs(
-            n_items=3,
-            item_artist=np.zeros(3, dtype=np.int32),
-            item_cluster=np.zeros(3, dtype=np.int32),
-            pca_unit=np.eye(3, dtype=np.float32),
-            user_ids=["u"],
-            train_baskets=[[np.array([0, 1])]],
-            test_items=[np.array([1])],
-        )
+def test_inputs_reject_repeats():
     with pytest.raises(ValueError, match="twice in their training baskets"):
         SamplingInputs(
             n_items=3,
@@ -733,7 +730,6 @@ def test_inputs_reject_held_out_item_in_history_and_repeats():
             pca_unit=np.eye(3, dtype=np.float32),
             user_ids=["u"],
             train_baskets=[[np.array([0]), np.array([0, 2])]],
-            test_items=[np.zeros(0)],
         )
 
 
@@ -769,3 +765,61 @@ def test_budget_arithmetic():
     assert SamplingBudget(6000).random_validation() == 300
     with pytest.raises(ValueError):
         SamplingBudget(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The authors' draws where the paper is silent (draws: authors)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_authors_draws_keep_every_rule_and_reach_the_same_allowed_triplets(inputs):
+    for strategy in (Strategy.HIDDEN_BASKET_ITEM, Strategy.NEXT_BASKET, Strategy.FAVOURITE_ARTIST_SIMILAR):
+        sample = sample_strategy(strategy, inputs, EXHAUSTIVE, seed=3, style="authors")
+        assert set(_content(sample.train)) == _allowed(strategy, inputs.pca_unit)
+        assert sum(check_strategy_rules(strategy, sample.train, inputs).values()) == 0
+        assert sample.stats["draw_style"] == "authors"
+    # Quotas per basket: bob's three training baskets (two of them with a later basket) against alice's two.
+    assert sample_strategy(Strategy.NEXT_BASKET, inputs, EXHAUSTIVE, 3, "authors").stats["eligible_users_or_items"] == 3
+    assert sample_strategy(Strategy.HIDDEN_BASKET_ITEM, inputs, EXHAUSTIVE, 3, "authors").stats[
+        "eligible_users_or_items"
+    ] == 3  # alice's [0, 2], bob's [12, 14], carol's [3, 7]
+
+
+def _frequencies(values: list[int]) -> dict[int, float]:
+    counts = pd.Series(values).value_counts(normalize=True)
+    return {int(k): float(v) for k, v in counts.items()}
+
+
+def test_authors_negatives_are_uniform_over_clusters_then_items_and_artists_uniform():
+    # u bought artist 0 in cluster 0 three times and artist 1 (cluster 1) once. Allowed negatives: artists 2
+    # and 3 outside clusters 0 and 1: item 4 alone in cluster 2, items 5..8 in cluster 3.
+    gallery = SamplingInputs(
+        n_items=11,
+        item_artist=np.array([0, 0, 0, 1, 2, 3, 3, 3, 3, 0, 1], dtype=np.int32),
+        item_cluster=np.array([0, 0, 0, 1, 2, 3, 3, 3, 3, 0, 1], dtype=np.int32),
+        pca_unit=np.eye(11, dtype=np.float32),
+        user_ids=["u"],
+        train_baskets=[[np.array([0, 1]), np.array([2, 3])]],
+    )
+    budget = SamplingBudget(total_train=6 * 4000, validation_fraction=0.0)
+    negatives = {}
+    for style in ("ours", "authors"):
+        draws = StrategyDraws(gallery, style)
+        drawn = draws._disjoint_negatives(np.zeros(20000, dtype=np.int64), np.random.default_rng(0))
+        negatives[style] = _frequencies(drawn.tolist())
+    assert negatives["ours"][4] == pytest.approx(0.2, abs=0.02)  # uniform over the 5 allowed items
+    assert negatives["authors"][4] == pytest.approx(0.5, abs=0.02)  # its cluster has half the mass
+    # Strategy 3: positives 9 (artist 0, cluster 0) and 10 (artist 1, cluster 1). Ours proposes artist 0 three
+    # times as often as artist 1 (3 of 4 purchases); the authors' pick each artist with probability 1/2. A proposal
+    # then draws one of the artist's works: 9 is 1 of artist 0's 4 works, 10 is 1 of artist 1's 2, so with the
+    # redraws ours gives 9 with 3/4*1/4 / (3/4*1/4 + 1/4*1/2) = 0.6 and the authors' 1/2*1/4 / (1/2*1/4 + 1/2*1/2) = 1/3.
+    positives = {}
+    for style in ("ours", "authors"):
+        sample = sample_strategy(Strategy.FAVOURITE_ARTIST_SIMILAR, gallery, budget, seed=1, style=style)
+        assert len(sample.train) > 0
+        draws = StrategyDraws(gallery, style)
+        plan = draws.plan(Strategy.FAVOURITE_ARTIST_SIMILAR)
+        _, positive, _, _ = plan.draw(np.zeros(20000, dtype=np.int64), np.random.default_rng(2))
+        positives[style] = _frequencies(positive.tolist())
+    assert positives["ours"][9] == pytest.approx(0.6, abs=0.02)
+    assert positives["authors"][9] == pytest.approx(1 / 3, abs=0.02)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
-from curatornet_pipeline.core.split import last_basket_split, order_baskets, split_summary
+from curatornet_pipeline.core.errors import InputDataError
+from curatornet_pipeline.core.split import (
+    last_basket_split,
+    order_baskets,
+    read_test_tuples,
+    split_from_test_tuples,
+    split_summary,
+)
 
 # (user, basket_id, timestamp, artwork, expected split). Rows deliberately not sorted by user or time.
 ROWS = [
@@ -133,3 +142,35 @@ def test_user_who_only_rebought_one_print_is_train_only():
     labelled = last_basket_split(rows)
     # Holding u's last basket out would leave u with no training item, so u is not evaluated.
     assert labelled["split"].tolist() == ["train", "train", "train", "test"]
+
+
+def _tuples_file(tmp_path, text: str):
+    path = tmp_path / "test_baskets.csv"
+    path.write_text(text)
+    return read_test_tuples(path)
+
+
+def test_published_test_baskets_are_followed_exactly(tmp_path):
+    # u2's FIRST basket (c) and u3's basket 30 (f, g) are held out; u4 is not listed, so train-only.
+    tuples = _tuples_file(tmp_path, "user_id_hash,artwork_id_hash\nu2,c\nu3,g\nu3,f\n")
+    result = split_from_test_tuples(_transactions(), tuples, "test_baskets.csv")
+    test = result.loc[result["split"] == "test", ["user_id", "artwork_id"]]
+    assert sorted(map(tuple, test.to_numpy())) == [("u2", "c"), ("u3", "f"), ("u3", "g")]
+    assert set(result.loc[result["user_id"] == "u4", "split"]) == {"train"}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("user_id,artwork_id\nu9,a\n", "data row 1: user 'u9' has no purchase"),
+        ("user_id,artwork_id\nu2,c\nu2,zz\n", "user 'u2' never bought ['zz']"),
+        ("user_id,artwork_id\nu2,c\nu2,d\n", "no single basket of user 'u2' holds all of ['c', 'd']"),
+        ("user_id,artwork_id\nu3,f\n", "also holds ['g'], which the file does not list"),
+        ("user,artwork_id\nu2,c\n", "needs a column user_id or user_id_hash"),
+        ("user_id,artwork_id\nu2,\n", "data row 1: empty user or artwork id"),
+    ],
+)
+def test_published_test_baskets_that_do_not_match_the_purchases_are_refused(tmp_path, text, message):
+    with pytest.raises(InputDataError, match=re.escape(message)) as err:
+        split_from_test_tuples(_transactions(), _tuples_file(tmp_path, text), "test_baskets.csv")
+    assert "test_baskets.csv" in str(err.value)

@@ -21,10 +21,12 @@ One module per concern:
 
 Conventions beyond SPEC 5, decided here:
 
+* The samplers see the training view only (``SamplingInputs.from_frames`` refuses test rows): a held-out
+  item is an item the user never bought, so it may be drawn as a negative, as in the paper's and the
+  authors' samplers. An earlier purchase of a held-out item is labelled "excluded" by the split, so it is
+  not in the training view either.
 * A user's training history lists every artwork once, in time order: a repeat purchase of the same
-  artwork (possible for photographs) keeps only the first, and an artwork that is also in the user's
-  held-out basket is not part of their training history at all (SPEC 5: the held-out basket is never
-  used in their triplets). ``SamplingInputs.from_frames`` does this and counts it in ``preparation``.
+  artwork (possible for photographs) keeps only the first (counted in ``preparation``).
 * Quotas are per eligible unit: ``ceil(budget / eligible)`` (SPEC 5). When that overshoots the budget,
   a seeded uniform subset of exactly ``budget`` triplets is kept. A strategy whose space of distinct
   triplets is smaller than its quota returns fewer triplets; the shortfall shows in the stats.

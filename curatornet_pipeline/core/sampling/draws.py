@@ -21,6 +21,8 @@ SAME_CLUSTER_PROBABILITY = 0.6
 VISUAL_CONFIDENCE_MARGIN = 0.1
 FAVOURITE_POSITIVE_DRAWS = 20  # SPEC 5, strategy 3
 MAX_REDRAW_ROUNDS = 64  # rejection rounds for one negative before the draw counts as failed
+# Where the paper is silent, two ways to draw (docs/reproducing_the_paper.md): ours, and the authors' code's.
+DRAW_STYLES = ("ours", "authors")
 
 Draw = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 Accept = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (rows, candidates) -> which candidates are valid
@@ -85,10 +87,15 @@ def redraw(
 class StrategyDraws:
     """Draw plans of the strategies over one SamplingInputs; counts the near-duplicates it rejects."""
 
-    def __init__(self, inputs: SamplingInputs) -> None:
+    def __init__(self, inputs: SamplingInputs, style: str = "ours") -> None:
+        if style not in DRAW_STYLES:
+            raise ValueError(f"draw style must be one of {DRAW_STYLES}, got {style!r}")
         self.inputs = inputs
         self.ix: SamplingIndex = inputs.index
         self.near_duplicates_rejected = 0
+        # "authors": strategies 1-3 negatives uniform over clusters then items, strategy 3's positive uniform
+        # over the user's distinct artists, strategies 1 and 2 quotas per basket (then uniform over its items).
+        self.authors = style == "authors"
 
     def not_near_duplicate(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """False where (a, b) is a near-duplicate pair (counted as rejected)."""
@@ -134,7 +141,7 @@ class StrategyDraws:
         return ix.hist_items[ix.hist_offsets[users] + rng.integers(0, ix.hist_len[users])]
 
     def _disjoint_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Strategies 1-3: uniform over items whose artist AND cluster the user never bought (held-out excluded)."""
+        """Strategies 1-3: uniform over items whose artist AND cluster the user never bought."""
         ix = self.ix
 
         def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
@@ -142,18 +149,25 @@ class StrategyDraws:
             return (
                 ~ix.user_artist.contains(u, ix.artist[cand])
                 & ~ix.user_cluster.contains(u, ix.cluster[cand])
-                & ~ix.user_test.contains(u, cand)
             )
 
+        if self.authors:  # a uniform cluster, then a uniform item in it; rejection keeps it among the allowed
+            propose = lambda rows: self._cluster_then_item(len(rows), rng)  # noqa: E731
+            return redraw(len(users), propose, accept, MAX_REDRAW_ROUNDS)
         return self._uniform_negatives(len(users), accept, rng)
 
+    def _cluster_then_item(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        ix = self.ix
+        cluster = rng.integers(0, ix.n_clusters, n)
+        return ix.cluster_items[ix.cluster_offsets[cluster] + rng.integers(0, ix.cluster_size[cluster])]
+
     def _uniform_unbought(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Uniform over the items user ``users[k]`` never bought (held-out basket included)."""
+        """Uniform over the items user ``users[k]`` never bought in training (held-out items are not known here)."""
         ix = self.ix
 
         def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
             u = users[rows]
-            return ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
+            return ~ix.user_item.contains(u, cand)
 
         return self._uniform_negatives(len(users), accept, rng)
 
@@ -166,6 +180,18 @@ class StrategyDraws:
     def _plan_hidden_basket_item(self) -> DrawPlan:
         ix = self.ix
         inst = ix.hidden_item_instances
+        if self.authors:  # units are the multi-item baskets; the hidden position is uniform inside the basket
+            multi = np.flatnonzero(ix.basket_len >= 2)
+            first_row = np.zeros(len(ix.basket_len), dtype=np.int64)
+            first_row[multi] = np.concatenate([[0], np.cumsum(ix.basket_len[multi])[:-1]])
+            units = multi[ix.n_disjoint_negatives[ix.basket_user[multi]] > 0]
+
+            def draw_basket(baskets: np.ndarray, rng: np.random.Generator):
+                users = ix.basket_user[baskets]
+                row = first_row[baskets] + rng.integers(0, ix.basket_len[baskets])
+                return row, inst.positive[row], self._disjoint_negatives(users, rng), users
+
+            return DrawPlan(units, inst.offsets, inst.items, draw_basket)
         units = np.flatnonzero((inst.per_user > 0) & (ix.n_disjoint_negatives > 0))
 
         def draw(users: np.ndarray, rng: np.random.Generator):
@@ -177,6 +203,17 @@ class StrategyDraws:
     def _plan_next_basket(self) -> DrawPlan:
         ix = self.ix
         inst = ix.next_basket_instances
+        if self.authors:  # units are the baskets with a later training basket
+            units = inst.basket[ix.n_disjoint_negatives[inst.user] > 0]
+
+            def draw_basket(baskets: np.ndarray, rng: np.random.Generator):
+                users = ix.basket_user[baskets]
+                row = inst.instance_of_basket[baskets]
+                following = baskets + 1
+                positive = ix.hist_items[ix.basket_offsets[following] + rng.integers(0, ix.basket_len[following])]
+                return row, positive, self._disjoint_negatives(users, rng), users
+
+            return DrawPlan(units, inst.offsets, inst.items, draw_basket)
         units = np.flatnonzero((inst.per_user > 0) & (ix.n_disjoint_negatives > 0))
 
         def draw(users: np.ndarray, rng: np.random.Generator):
@@ -193,16 +230,15 @@ class StrategyDraws:
 
         def draw(users: np.ndarray, rng: np.random.Generator):
             def propose(rows: np.ndarray) -> np.ndarray:
-                artist = ix.artist[self._random_history_item(users[rows], rng)]
+                if self.authors:  # uniform over the user's distinct artists
+                    artist = ix.user_artist_values(users[rows], rng)
+                else:  # the artist of a random history item: artists bought more often are proposed more often
+                    artist = ix.artist[self._random_history_item(users[rows], rng)]
                 return ix.artist_items[ix.artist_offsets[artist] + rng.integers(0, ix.artist_size[artist])]
 
             def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
                 u = users[rows]
-                return (
-                    ~ix.user_item.contains(u, cand)
-                    & ix.user_cluster.contains(u, ix.cluster[cand])
-                    & ~ix.user_test.contains(u, cand)
-                )
+                return ~ix.user_item.contains(u, cand) & ix.user_cluster.contains(u, ix.cluster[cand])
 
             positive = redraw(len(users), propose, accept, FAVOURITE_POSITIVE_DRAWS)
             negative = np.full(len(users), -1, dtype=np.int64)
@@ -221,7 +257,7 @@ class StrategyDraws:
 
             def accept(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
                 u = users[rows]
-                ok = ~ix.user_item.contains(u, cand) & ~ix.user_test.contains(u, cand)
+                ok = ~ix.user_item.contains(u, cand)
                 ok[ok] = self.not_near_duplicate(positive[rows][ok], cand[ok])
                 return ok
 

@@ -78,7 +78,8 @@ class SamplingIndex:
     """Array structures derived once from SamplingInputs (CSR tables, pair sets, feasibility counts).
 
     Items, users, artists and clusters are dense integer ids; ``hist_*`` arrays describe every user's
-    training history in time order, ``basket_*`` arrays its baskets, ``test_*`` the held-out items.
+    training history in time order, ``basket_*`` arrays its baskets. The inputs hold no held-out item
+    (``SamplingInputs``), so the index cannot know the test set.
     """
 
     def __init__(self, inputs: "SamplingInputs") -> None:
@@ -117,13 +118,8 @@ class SamplingIndex:
         self.hist_user = np.repeat(np.arange(n_users), self.hist_len)
         self.hist_basket = np.repeat(np.arange(len(self.basket_len)), self.basket_len)
 
-        test_lengths = np.asarray([len(t) for t in inputs.test_items], dtype=np.int64)
-        self.test_user = np.repeat(np.arange(n_users), test_lengths)
-        flat_test = [np.asarray(t) for t in inputs.test_items]
-        self.test_item = np.concatenate(flat_test).astype(np.int64) if flat_test else np.zeros(0, dtype=np.int64)
-        for name, values in (("train_baskets", self.hist_items), ("test_items", self.test_item)):
-            if len(values) and (values.min() < 0 or values.max() >= n):
-                raise ValueError(f"SamplingInputs.{name} holds an artwork_idx outside [0, {n})")
+        if len(self.hist_items) and (self.hist_items.min() < 0 or self.hist_items.max() >= n):
+            raise ValueError(f"SamplingInputs.train_baskets holds an artwork_idx outside [0, {n})")
 
         self.user_item = PairIndex(self.hist_user, self.hist_items, n)
         if len(self.user_item.keys) and (np.diff(self.user_item.keys) == 0).any():
@@ -132,14 +128,6 @@ class SamplingIndex:
                 f"SamplingInputs: user {inputs.user_ids[dup // n]!r} has artwork_idx {dup % n} twice in their "
                 "training baskets; a training history lists each artwork once (from_frames does this)"
             )
-        self.user_test = PairIndex(self.test_user, self.test_item, n)
-        leaked = self.user_test.contains(self.hist_user, self.hist_items)
-        if leaked.any():
-            i = int(np.flatnonzero(leaked)[0])
-            raise ValueError(
-                f"SamplingInputs: artwork_idx {self.hist_items[i]} of user {inputs.user_ids[self.hist_user[i]]!r} "
-                "is both in their training baskets and in their held-out basket"
-            )
         # Distinct (user, artist) and (user, cluster) pairs of the training histories.
         artist_width, cluster_width = max(self.n_artists, 1), max(self.n_clusters, 1)
         ua = np.unique(self.hist_user * artist_width + self.artist[self.hist_items])
@@ -147,6 +135,7 @@ class SamplingIndex:
         ua_user, ua_artist = ua // artist_width, ua % artist_width
         uc_user, uc_cluster = uc // cluster_width, uc % cluster_width
         self.user_artist = PairIndex(ua_user, ua_artist, artist_width)
+        self._user_artists = (np.concatenate([[0], np.cumsum(np.bincount(ua_user, minlength=n_users))]), ua_artist)
         self.user_cluster = PairIndex(uc_user, uc_cluster, cluster_width)
         self._count_candidates(ua_user, ua_artist, uc_user, uc_cluster, n_users)
         self._find_near_duplicates(inputs.pca_unit)
@@ -167,16 +156,10 @@ class SamplingIndex:
         e_item = self.artist_items[np.repeat(self.artist_offsets[ua_artist], lengths) + ranks_within(lengths)]
         e_in_cluster = self.user_cluster.contains(e_user, self.cluster[e_item])
         in_both = np.bincount(e_user[e_in_cluster], minlength=n_users)
-        test_artist_bought = self.user_artist.contains(self.test_user, self.artist[self.test_item])
-        test_cluster_bought = self.user_cluster.contains(self.test_user, self.cluster[self.test_item])
-        test_outside = ~test_artist_bought & ~test_cluster_bought
-        test_outside_count = np.bincount(self.test_user[test_outside], minlength=n_users)
-        self.n_disjoint_negatives = (n - (in_artists + in_clusters - in_both) - test_outside_count).astype(np.int64)
-        favourite = e_in_cluster & ~self.user_item.contains(e_user, e_item) & ~self.user_test.contains(e_user, e_item)
+        self.n_disjoint_negatives = (n - (in_artists + in_clusters - in_both)).astype(np.int64)
+        favourite = e_in_cluster & ~self.user_item.contains(e_user, e_item)
         self.n_favourite_positives = np.bincount(e_user[favourite], minlength=n_users).astype(np.int64)
-        # Held-out items are never in the history (checked), so profile and held-out basket are disjoint.
-        distinct_test_count = np.bincount(np.unique(self.user_test.keys) // max(n, 1), minlength=n_users)
-        self.n_outside_profile = (n - self.hist_len - distinct_test_count).astype(np.int64)
+        self.n_outside_profile = (n - self.hist_len).astype(np.int64)
 
     def _find_near_duplicates(self, pca_unit: np.ndarray) -> None:
         """All same-cluster pairs with cosine >= 1 - 1e-7, as (low, high) artwork_idx pairs."""
@@ -200,6 +183,11 @@ class SamplingIndex:
         high = np.concatenate(highs) if highs else np.zeros(0, dtype=np.int64)
         self.near_duplicates = PairIndex(np.minimum(low, high), np.maximum(low, high), self.n_items)
         self.n_near_duplicate_pairs = len(low)
+
+    def user_artist_values(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One artist per entry of ``users``, uniform over that user's distinct training artists."""
+        offsets, artists = self._user_artists
+        return artists[offsets[users] + rng.integers(0, offsets[users + 1] - offsets[users])]
 
     def is_near_duplicate(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.near_duplicates.contains(np.minimum(a, b), np.maximum(a, b))

@@ -158,9 +158,9 @@ def _compact_profiles(
 
 
 def _sample(
-    strategy: Strategy, inputs: SamplingInputs, target_train: int, target_validation: int, seed: int
+    strategy: Strategy, inputs: SamplingInputs, target_train: int, target_validation: int, seed: int, style: str
 ) -> StrategySample:
-    draws = StrategyDraws(inputs)
+    draws = StrategyDraws(inputs, style)
     plan = draws.plan(strategy)
     filler = _QuotaFill(draws, plan)
     rng_train, rng_validation, rng_trim = (
@@ -187,6 +187,7 @@ def _sample(
     stats = {
         "strategy": strategy.value,
         "seed": int(seed),
+        "draw_style": style,
         "target_train": int(target_train),
         "target_validation": int(target_validation),
         "actual_train": len(train_set),
@@ -206,15 +207,16 @@ def _sample(
 
 
 def sample_strategy(
-    strategy: Strategy | str, inputs: SamplingInputs, budget: SamplingBudget, seed: int
+    strategy: Strategy | str, inputs: SamplingInputs, budget: SamplingBudget, seed: int, style: str = "ours"
 ) -> StrategySample:
     """Sample one of the six strategies with its share of the budget.
 
     Training and validation triplets come from separate seed streams; validation triplets never
     repeat a training triplet of this strategy. Same inputs, budget and seed give identical arrays.
+    ``style``: "ours" or "authors", how draws go where the paper is silent (``draws.StrategyDraws``).
     """
     chosen = Strategy.parse(strategy, GUIDED_STRATEGIES)
-    return _sample(chosen, inputs, budget.per_strategy_train(), budget.per_strategy_validation(), seed)
+    return _sample(chosen, inputs, budget.per_strategy_train(), budget.per_strategy_validation(), seed, style)
 
 
 def sample_random(
@@ -224,10 +226,10 @@ def sample_random(
 
     ``random`` (CuratorNet's, the paper's section 3.3): a user u with 2+ training items, a positive i
     uniform over their training items, profile = P_u \\ i (their history without i), negative uniform over
-    items u never bought (held-out basket included). Users with one training item cannot form one; their
+    items u never bought in training. Users with one training item cannot form one; their
     share of the budget goes to the others (``users_skipped_one_training_item`` in the stats).
     ``random_bpr`` (VBPR's): the same (u, i, j) draw for every user with a training item; the stored
     profile is the full history, which VBPR does not read.
     """
     chosen = Strategy.parse(strategy, RANDOM_SAMPLINGS, what="random sampling")
-    return _sample(chosen, inputs, budget.random_train(), budget.random_validation(), seed)
+    return _sample(chosen, inputs, budget.random_train(), budget.random_validation(), seed, "ours")
