@@ -93,7 +93,10 @@ def test_new_customers_are_a_seeded_fifth_of_the_repeat_buyers_and_absent_from_e
     assert not set(setup.training["user_id"]) & set(setup.held_out_users)
     evaluated = setup.evaluation.loc[setup.evaluation["split"] == "test", "user_id"]
     assert set(evaluated) == set(setup.held_out_users)
-    assert len(setup.training) + setup.evaluation["user_id"].isin(setup.held_out_users).sum() == len(split)
+    # Training is the other customers' training view: their held-out (and excluded) rows stay out too.
+    assert (setup.training["split"] == "train").all()
+    others_training = (~split["user_id"].isin(setup.held_out_users)) & (split["split"] == "train")
+    assert len(setup.training) == others_training.sum()
 
     models = train_protocol_models(setup, artworks, labels, pca, features, TRAINING)
     assert len(models.triplet_users) > 0
