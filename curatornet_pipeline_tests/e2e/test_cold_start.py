@@ -65,15 +65,14 @@ def test_no_held_out_customer_in_any_training_table_and_the_configured_share_of_
     for table in (tables.COLD_START_TRAINING_PURCHASES, tables.COLD_START_TRIPLET_USERS):
         seen = set(_query(db, f"SELECT user_id FROM {table} WHERE protocol = 'new_customers'")["user_id"])
         assert seen and not seen & held, table
-    # Everyone else's purchases all train (nothing else was removed).
-    n_rows = _query(db, f"SELECT count(*) AS n FROM {tables.LAST_BASKET_SPLIT}")["n"].iloc[0]
-    training = _query(db, f"SELECT count(*) AS n FROM {tables.COLD_START_TRAINING_PURCHASES} WHERE protocol = 'new_customers'")
-    held_rows = _query(
+    # Everyone else's training rows all train (nothing else was removed), and no held-out basket does.
+    others_training = _query(
         db,
-        f"SELECT count(*) AS n FROM {tables.LAST_BASKET_SPLIT} WHERE user_id IN "
+        f"SELECT count(*) AS n FROM {tables.LAST_BASKET_SPLIT} WHERE split = 'train' AND user_id NOT IN "
         f"(SELECT user_id FROM {tables.COLD_START_USERS} WHERE protocol = 'new_customers')",
     )
-    assert training["n"].iloc[0] + held_rows["n"].iloc[0] == n_rows
+    training = _query(db, f"SELECT count(*) AS n FROM {tables.COLD_START_TRAINING_PURCHASES} WHERE protocol = 'new_customers'")
+    assert training["n"].iloc[0] == others_training["n"].iloc[0]
 
 
 def test_no_training_purchase_after_the_cutoff(materialized):

@@ -122,7 +122,8 @@ def test_a_file_cut_to_half_is_detected_by_every_command(database_copy, capsys, 
     # materialize refuses before writing anything (it would rewrite upstream tables, then fail at a lost block)
     monkeypatch.setenv("CURATORNET_DUCKDB_PATH", str(database_copy))
     monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # An empty instance of its own: unset, the CLI would fall back to the checkout's .dagster_home and its runs.
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "empty_home")))
     assert main(["materialize"]) == 2
     assert_one_sentence(capsys.readouterr().err, "damaged", "curatornet materialize", run_command=True)
     assert (database_copy.stat().st_size, database_copy.stat().st_mtime_ns) == before
@@ -224,7 +225,8 @@ def test_a_tampered_model_blob_names_the_model_and_the_fix(database_copy, capsys
 
 
 def test_picture_finds_the_gallery_of_the_database_without_gallery_flag(materialized, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # An empty instance of its own: unset, the CLI would fall back to the checkout's .dagster_home and its runs.
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "empty_home")))
     monkeypatch.setenv("CURATORNET_DATA_DIR", str(tmp_path / "elsewhere"))  # the configured demo folder is empty
     liked = some_artworks(materialized.database, 2)
     picture = tmp_path / "sheet.png"
@@ -235,7 +237,8 @@ def test_picture_finds_the_gallery_of_the_database_without_gallery_flag(material
 
 
 def test_picture_uses_a_folder_source_and_says_when_images_are_missing(materialized, tmp_path, capsys, monkeypatch):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # An empty instance of its own: unset, the CLI would fall back to the checkout's .dagster_home and its runs.
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "empty_home")))
     database = tmp_path / "alone" / "curatornet.duckdb"  # no demo gallery next to it
     database.parent.mkdir()
     shutil.copy(materialized.database, database)
@@ -275,8 +278,9 @@ def test_artwork_ids_with_commas_via_repeated_item_flags_and_a_file(database_cop
     assert "Smith" in capsys.readouterr().err
 
 
-def test_doctor_on_a_whole_file_and_no_instance(database_copy, capsys, monkeypatch):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+def test_doctor_on_a_whole_file_and_no_instance(database_copy, tmp_path, capsys, monkeypatch):
+    # An empty instance of its own: unset, the CLI would fall back to the checkout's .dagster_home and its runs.
+    monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "empty_home")))
     assert main(["doctor", "--database", str(database_copy)]) == 0
     assert "is whole" in capsys.readouterr().out
 

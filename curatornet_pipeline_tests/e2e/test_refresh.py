@@ -19,6 +19,7 @@ from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.resources import GallerySource
 from curatornet_pipeline.runner import refresh_serving
 from curatornet_pipeline.snapshot import load_snapshot, snapshot_path
+from curatornet_pipeline_tests.support.processes import make_dagster_home
 from curatornet_pipeline_tests.support.tiny import tiny_resources
 from curatornet_pipeline_tests.support.sources import run_requests, tick, write_ugallery_folder
 
@@ -80,7 +81,8 @@ def test_a_new_purchase_reaches_everyone_through_curatornet_refresh(copied):
         handle.write(f"{buyer},2100000000,\"['{bought}']\"\n")
 
     env = {**os.environ, "CURATORNET_DATA_DIR": str(copied), "CURATORNET_DEMO_SCALE": "tiny"}
-    env.pop("DAGSTER_HOME", None)
+    # Its own instance: unset, the CLI would record the run in the checkout's .dagster_home.
+    env["DAGSTER_HOME"] = str(make_dagster_home(copied / "dagster_home"))
     env.pop("CURATORNET_DUCKDB_PATH", None)
     done = subprocess.run(
         [sys.executable, "-m", "curatornet_pipeline.cli", "refresh"], cwd=REPO, env=env,

@@ -24,6 +24,8 @@ from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ALL_STRATEGIES_TAGS, FULL_REFRESH_JOB
 from curatornet_pipeline.lineage import TABLE_INPUTS, require_consistent
 from curatornet_pipeline.runner import materialize_everything
+from curatornet_pipeline.tables import ALL_TABLES
+from curatornet_pipeline_tests.support.processes import make_dagster_home
 from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 from curatornet_pipeline_tests.support.sources import failure_message
 
@@ -189,11 +191,16 @@ def test_every_table_records_the_run_that_wrote_it(materialized):
                 "SELECT table_name, count(DISTINCT run_id) FROM meta.table_lineage GROUP BY 1"
             ).fetchall()
         )
-        run_ids = {r[0] for r in con.execute("SELECT DISTINCT run_id FROM meta.table_lineage").fetchall()}
+        writers = dict(con.execute("SELECT DISTINCT table_name, run_id FROM meta.table_lineage").fetchall())
         require_consistent(con, ["evaluation.metric_table", "model.item_embeddings"])
     assert tables == set(recorded)
     assert tables <= {key.split("/")[0] for key in TABLE_INPUTS}
-    assert run_ids == {materialized.result.run_id}
+    assert set(recorded.values()) == {1}
+    # The full refresh wrote every table but the cold-start job's, which the session ran after it.
+    cold_start = {t.name for t in ALL_TABLES if t.asset in ("new_customer_metrics", "new_artwork_metrics")}
+    assert cold_start and cold_start <= tables
+    assert {writers[t] for t in tables - cold_start} == {materialized.result.run_id}
+    assert {writers[t] for t in cold_start} == {materialized.cold_start.run_id}
 
 
 def test_a_budget_above_what_the_gallery_yields_is_capped_with_validation_kept(materialized):
@@ -217,7 +224,8 @@ def test_plain_tiny_command_runs_end_to_end_with_its_defaults(tmp_path):
         "CURATORNET_DATA_DIR": str(tmp_path),
         "CURATORNET_SOURCE": "demo",
     }
-    env.pop("DAGSTER_HOME", None)
+    # Its own instance: unset, the CLI would record the run in the checkout's .dagster_home.
+    env["DAGSTER_HOME"] = str(make_dagster_home(tmp_path / "home"))
     env.pop("CURATORNET_DUCKDB_PATH", None)
     cli = [sys.executable, "-m", "curatornet_pipeline.cli"]
     run = subprocess.run(
