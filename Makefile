@@ -37,6 +37,10 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_recommend.py
 	$(BIN)/python benchmarks/bench_omp_wait_policy.py
 	$(BIN)/python benchmarks/bench_refresh.py
+	# The two app benchmarks serve the snapshot of data/ (run `make run` first).
+	$(BIN)/python benchmarks/bench_webapp.py
+	$(BIN)/python benchmarks/bench_webapp_under_refresh.py
+	$(BIN)/python benchmarks/bench_big_input.py
 	$(BIN)/python benchmarks/bench_embeddings.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	# Last and longest: the whole `make run` on a fresh temporary instance, per-step wall times.
