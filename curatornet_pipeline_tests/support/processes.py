@@ -133,6 +133,27 @@ def _signal_all(pids: list[int], signum: int) -> None:
             pass
 
 
+def describe_processes(pids: list[int]) -> str:
+    """What each live pid is: command line, state and (with py-spy, a test dependency) its Python stacks.
+
+    Printed when processes outlive a shutdown, so a failure in CI says which process hung and where.
+    """
+    lines = []
+    spy = shutil.which("py-spy", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    for pid in pids:
+        proc_dir = Path(f"/proc/{pid}")
+        try:
+            command = proc_dir.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = next(line for line in proc_dir.joinpath("status").read_text().splitlines() if line.startswith("State"))
+        except (OSError, StopIteration):
+            continue
+        lines.append(f"pid {pid} ({state}): {command[:300]}")
+        if spy:
+            dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60)
+            lines.append(dump.stdout[-4000:])
+    return "\n".join(lines)
+
+
 def stop_session(proc: subprocess.Popen, grace_seconds: float = 120.0, leader_signal: int = signal.SIGINT) -> list[int]:
     """Stop ``proc`` (started with start_new_session) the way a user does, then make sure its session is gone.
 
@@ -149,6 +170,8 @@ def stop_session(proc: subprocess.Popen, grace_seconds: float = 120.0, leader_si
         _signal_all([proc.pid], leader_signal)
     stragglers = _wait_until_gone(session_id, proc, grace_seconds)
     if stragglers:
+        # pytest shows a failing test's captured output: this names the processes that hung, before they die.
+        print(f"still alive {grace_seconds:.0f} s after the leader's signal:\n{describe_processes(stragglers)}")
         _signal_all(stragglers, signal.SIGTERM)
         _signal_all(_wait_until_gone(session_id, proc, 10), signal.SIGKILL)
     if proc.poll() is None:
