@@ -15,7 +15,7 @@ from curatornet_pipeline.core.ingest import detect_source_format, read_source
 from curatornet_pipeline.core.preflight import RunPlan, embedding_source, preflight_source
 from curatornet_pipeline.core.reporting import markdown_table
 from curatornet_pipeline.resources import GallerySource
-from curatornet_pipeline.storage import replace_tables
+from curatornet_pipeline.storage import read_frame, replace_tables, table_exists
 
 GROUP = "ingest"
 def _op_config(context: dg.AssetExecutionContext, op: str, config_class: type[dg.Config]) -> dg.Config:
@@ -24,7 +24,7 @@ def _op_config(context: dg.AssetExecutionContext, op: str, config_class: type[dg
     return config_class(**(ops.get(op, {}) or {}).get("config", {}))
 
 
-def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
+def run_plan(context: dg.AssetExecutionContext, folder: Path, duckdb: DuckDBResource) -> RunPlan:
     """What this run will compute (its asset selection) with the settings that bound the data it needs."""
     # The run's asset selection; empty when the whole job runs, whose assets the job definition lists.
     planned = context.run.asset_selection or context.job_def.asset_layer.selected_asset_keys
@@ -34,6 +34,10 @@ def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
 
     clustering = _op_config(context, "visual_clusters", ClusteringConfig)
     embedding = _op_config(context, "resnet50_embeddings", EmbeddingConfig)
+    embedded_image_keys = None
+    if runs("serving_embeddings") and not runs("resnet50_embeddings"):
+        if embedding_source(folder, embedding.source) == "images":
+            embedded_image_keys = _embedded_image_keys(duckdb)
     return RunPlan(
         cluster=runs("visual_clusters"),
         n_clusters=clustering.n_clusters,
@@ -41,7 +45,18 @@ def run_plan(context: dg.AssetExecutionContext, folder: Path) -> RunPlan:
         embeddings=embedding_source(folder, embedding.source) if runs("resnet50_embeddings") else None,
         weights=embedding.weights,
         evaluate=runs("per_user_metrics"),
+        embedded_image_keys=embedded_image_keys,
     )
+
+
+def _embedded_image_keys(duckdb: DuckDBResource) -> frozenset[str]:
+    """Content hashes of every image embedded so far (training catalogue and serving refreshes)."""
+    keys: set[str] = set()
+    with duckdb.get_connection() as con:
+        for table in (tables.RESNET50_EMBEDDINGS, tables.SERVING_ARTWORK_EMBEDDINGS):
+            if table_exists(con, table):
+                keys.update(read_frame(con, f"SELECT DISTINCT content_key FROM {table}")["content_key"])
+    return frozenset(keys)
 
 
 def _combined_fingerprint(prints: dict[str, str]) -> str:
@@ -68,7 +83,7 @@ def source_files(
     # The whole source is checked against what this run will compute before any table is written, so a
     # source that cannot work leaves every table as the previous run left it.
     artworks, transactions = read_source(folder)
-    notes = preflight_source(folder, artworks, transactions, run_plan(context, folder))
+    notes = preflight_source(folder, artworks, transactions, run_plan(context, folder, duckdb))
     for note in notes:
         context.log.info(note)
     metadata["preflight"] = dg.MetadataValue.json(

@@ -21,6 +21,7 @@ from curatornet_pipeline.core.embeddings import (
     EMBEDDING_DIM,
     UNSUPPORTED_IMAGE_MODES,
     check_weights_setting,
+    image_content_hashes,
     load_embeddings_npy,
 )
 from curatornet_pipeline.core.errors import InputDataError
@@ -107,6 +108,9 @@ class RunPlan:
     embeddings: str | None = None  # "npy" or "images" when resnet50_embeddings runs
     weights: str | None = None  # resnet50_embeddings' weights setting, checked when it embeds images
     evaluate: bool = False  # whether the run evaluates on held-out baskets
+    # The fast path (serving_embeddings without resnet50_embeddings): the content hashes of the images that
+    # already have an embedding. Only the other images are decoded; None when the run embeds no new images.
+    embedded_image_keys: frozenset[str] | None = None
 
 
 def count_evaluation_users(transactions: pd.DataFrame) -> tuple[int, int]:
@@ -116,15 +120,21 @@ def count_evaluation_users(transactions: pd.DataFrame) -> tuple[int, int]:
     return int(len(per_user)), int(per_user.sum())
 
 
-def _check_images(folder: Path, artwork_ids: list[str]) -> None:
+def _check_images(folder: Path, artwork_ids: list[str], skip_keys: frozenset[str] = frozenset()) -> None:
     """Every artwork has exactly one image file that decodes in full to a pixel format we can embed.
+
+    Images whose content hash is in ``skip_keys`` were embedded before, so they decoded then; only the others
+    are opened (the fast path decodes just the images it will embed).
 
     A header alone is not enough: a file cut short keeps its header, and would fail at embedding after
     the tables before it were rewritten. ``verify()`` checks the container (PNG chunk checksums), and it
     leaves the image unusable, so the file is opened again and every pixel decoded; this costs a few
     milliseconds per image, little next to ResNet50 on the same image.
     """
-    for path in find_image_files(folder, artwork_ids).values():
+    paths = list(find_image_files(folder, artwork_ids).values())
+    if skip_keys:
+        paths = [p for p, key in zip(paths, image_content_hashes(paths)) if key not in skip_keys]
+    for path in paths:
         try:
             with Image.open(path) as image:
                 image.verify()
@@ -179,6 +189,8 @@ def preflight_source(folder: Path, artworks: pd.DataFrame, transactions: pd.Data
         if plan.weights is not None:
             check_weights_setting(plan.weights)
         _check_images(folder, ids)
+    elif plan.embedded_image_keys is not None:
+        _check_images(folder, ids, skip_keys=plan.embedded_image_keys)
     return notes
 
 

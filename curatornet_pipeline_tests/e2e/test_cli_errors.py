@@ -127,8 +127,6 @@ def make_bad_input(kind: str, ws: Workspace, monkeypatch) -> str:
 def test_bad_input_is_one_sentence_and_exit_2(workspace, capsys, monkeypatch, command, kind):
     if command == "refresh" and kind == "bad_embeddings_file":
         pytest.skip("the fast path reads resnet_embeddings.npy only when the model was trained from it")
-    if command == "refresh" and kind == "truncated_image":
-        pytest.skip("the fast path decodes only new images, at embedding (see docs/operations.md)")
     sentence = make_bad_input(kind, workspace, monkeypatch)
     before = workspace.database.read_bytes()
     assert main(workspace.command(command)) == 2
