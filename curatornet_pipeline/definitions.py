@@ -15,6 +15,7 @@ from curatornet_pipeline.checks import foundation as foundation_checks
 from curatornet_pipeline.checks import model as model_checks
 from curatornet_pipeline.checks import serving as serving_checks
 from curatornet_pipeline.checks import triplets as triplet_checks
+from curatornet_pipeline.executors import configured_executor
 from curatornet_pipeline.jobs import cold_start_job, full_refresh_job, serving_refresh_job
 from curatornet_pipeline.resources import default_resources
 
@@ -77,10 +78,14 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         schedules=[refresh_schedule],
         sensors=[source_files_sensor],
         resources=resources if resources is not None else default_resources(),
-        # Nearly every step holds the single "duckdb" pool slot, so a subprocess per step would buy no
-        # parallelism and cost a fresh torch import per step; one process runs the whole plan.
-        executor=dg.in_process_executor,
+        # CURATORNET_EXECUTOR: in-process by default; multiprocess or celery workers (executors.py).
+        executor=configured_executor(),
     )
 
 
 defs = build_definitions()
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """One job of the code location; how worker processes rebuild a run's job (runner.launch_run)."""
+    return defs.resolve_job_def(name)

@@ -63,6 +63,33 @@ def dagster_home() -> tuple[Path | None, str]:
     return None, f"no {PROJECT_INSTANCE_DIR}/dagster.yaml found and {DAGSTER_HOME_ENV} unset"
 
 
+# --- executors: where a run's steps execute; docs/deployment.md -----------------------------------------
+
+EXECUTOR_ENV = "CURATORNET_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess", "celery")
+# Celery (the cluster profile): the Redis broker every worker and the launching process reach.
+CELERY_BROKER_ENV = "CURATORNET_CELERY_BROKER"
+# Set (e.g. to "gpu"): the queue the ResNet50 embedding and model training steps go to. Every other step,
+# and these too when it is unset, goes to the "cpu" queue.
+GPU_QUEUE_ENV = "CURATORNET_GPU_QUEUE"
+CPU_QUEUE = "cpu"
+
+
+def executor_setting() -> str:
+    value = os.environ.get(EXECUTOR_ENV, "in_process").strip().lower()
+    if value not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={value!r}: expected one of {', '.join(EXECUTORS)}")
+    return value
+
+
+def celery_broker() -> str:
+    return os.environ.get(CELERY_BROKER_ENV, "redis://127.0.0.1:6379/0")
+
+
+def gpu_queue() -> str | None:
+    return os.environ.get(GPU_QUEUE_ENV) or None
+
+
 # --- the visitor app (make serve); what each protects: docs/security.md ---------------------------------
 
 SERVE_HOST_ENV = "CURATORNET_SERVE_HOST"

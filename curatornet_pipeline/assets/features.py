@@ -8,6 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline import plots, tables
+from curatornet_pipeline.executors import accelerated_step_tags
 from curatornet_pipeline.assets.metadata import image_markdown, plot_key, rounded, table_metadata
 from curatornet_pipeline.configs import ClusteringConfig, EmbeddingConfig
 from curatornet_pipeline.core.clustering import CLUSTERS_FILE, cluster_embeddings, given_clusters, read_clusters_json
@@ -55,6 +56,7 @@ def _resolve_image_size(config: EmbeddingConfig, gallery: GallerySource) -> int:
     kinds={"pytorch", "duckdb"},
     deps=["raw_artworks", "source_files"],
     pool="duckdb",
+    op_tags=accelerated_step_tags(),
     description=(
         "One 2048-d ResNet50 embedding per artwork (penultimate layer, ImageNet preprocessing), computed from the "
         "images or loaded from resnet_embeddings.npy. Weights: ImageNet, a local file, or a seeded random init "

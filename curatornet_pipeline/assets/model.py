@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import plots, tables
+from curatornet_pipeline.executors import accelerated_step_tags
 from curatornet_pipeline.assets.metadata import (
     frame_markdown,
     image_markdown,
@@ -289,6 +290,7 @@ def model_asset(
         kinds=MODEL_KINDS,
         deps=[source.asset, "resnet50_embeddings", *extra_deps],
         pool="duckdb",
+        op_tags=accelerated_step_tags(),
         description=description,
     )(_asset)
 
