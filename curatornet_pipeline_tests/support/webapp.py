@@ -77,12 +77,15 @@ class Client:
         except urllib.error.HTTPError as error:
             return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
-    def like(self, artwork_id: str) -> dict:
+    def like(self, artwork_id: str, action: str = "like") -> dict:
         if not len(self.jar):
             self.request("/")  # as in a browser, the like button is on a page, which gives the visitor cookie
-        status, _, body = self.request(f"/artworks/{artwork_id}/like", "POST", "application/json")
+        status, _, body = self.request(f"/artworks/{artwork_id}/{action}", "POST", "application/json")
         assert status == 200, body
         return json.loads(body)
+
+    def unlike(self, artwork_id: str) -> dict:
+        return self.like(artwork_id, "unlike")
 
 
 def start_server(data_dir: Path, *, wait_for_ok: bool = True, **env: str) -> Server:
@@ -134,9 +137,11 @@ def moved_copy(prepared: Path, target: Path) -> Path:
     shutil.copytree(prepared, target)
     with duckdb.connect(str(snapshot_path(target / "curatornet.duckdb"))) as con:
         con.execute("UPDATE info SET source_folder = ?", [str(target / GALLERY)])
-        con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
+        con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?), "
+                    "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
     with duckdb.connect(str(target / "curatornet.duckdb")) as con:  # what tests read the catalogue from
-        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
+        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?), "
+                    "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
     return target
 
 
