@@ -77,13 +77,16 @@ class ColdStartRequest(BaseModel):
 
 
 class Event(BaseModel):
-    """Something a customer did in the shop."""
+    """Something a customer did in the shop: exactly one of customer_id and visitor_id names who."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["customer_id"]}, {"required": ["visitor_id"]}]},
+    )
     event_id: str = Field(pattern=_ID, description="The shop's unique id of the event: posting it again is a no-op.")
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
-    customer_id: str | None = Field(default=None, pattern=_ID, description="The shop's customer id.")
-    visitor_id: str | None = Field(default=None, pattern=_ID, description="An anonymous visitor's id instead.")
+    customer_id: str = Field(default=None, pattern=_ID, description="The shop's customer id.")
+    visitor_id: str = Field(default=None, pattern=_ID, description="An anonymous visitor's id instead.")
     artwork_id: str = Field(pattern=_ID)
     timestamp: datetime = Field(description="When it happened (ISO 8601; without an offset: UTC).")
 
