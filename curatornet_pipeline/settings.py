@@ -78,6 +78,8 @@ SECURE_COOKIE_ENV = "CURATORNET_SECURE_COOKIE"
 # The artwork page's Buy/Enquire link for works without their own shop_url: {artwork_id} is replaced, e.g.
 # https://shop.example/artworks/{artwork_id} or mailto:sales@gallery.example?subject=Artwork%20{artwork_id}.
 SHOP_URL_TEMPLATE_ENV = "CURATORNET_SHOP_URL_TEMPLATE"
+# At most this many works of one artist in any list the app or the API shows (0: no cap).
+ARTIST_CAP_ENV = "CURATORNET_ARTIST_CAP"
 # The JSON API's key for server-to-server calls (customer recommendations, events); unset: those calls are off.
 API_KEY_ENV = "CURATORNET_API_KEY"
 
@@ -129,3 +131,14 @@ def api_key() -> str | None:
         raise ValueError(f"{API_KEY_ENV} must be at least 24 characters (e.g. python -c 'import secrets; "
                          "print(secrets.token_urlsafe(32))')")
     return text
+
+
+def artist_cap() -> int:
+    text = os.environ.get(ARTIST_CAP_ENV, "2")
+    try:
+        cap = int(text)
+    except ValueError:
+        cap = -1
+    if cap < 0:
+        raise ValueError(f"{ARTIST_CAP_ENV}={text!r} must be a whole number of works per artist, 0 or more (0: no cap)")
+    return cap

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from curatornet_pipeline.core.events import EVENT_TYPES
 from curatornet_pipeline.webapp.events import EventConflict, EventStore, EventsUnavailable
 from curatornet_pipeline.webapp.shop import entry
-from curatornet_pipeline.webapp.state import Served, scores_to_list
+from curatornet_pipeline.webapp.state import Served, present, profile_of
 
 API_PREFIX = "/api/v1"
 MAX_LIMIT = 100
@@ -57,9 +57,16 @@ class Artwork(BaseModel):
     link: ShopLink | None
 
 
+class Reason(BaseModel):
+    artwork_id: str = Field(description="The person's artwork this recommendation is most similar to.")
+    title: str
+    text: str = Field(description='Ready to show, e.g. "Because you liked Harbour at Dusk".')
+
+
 class Recommendation(Artwork):
     rank: int = Field(ge=1, description="1 = the best match.")
     score: float = Field(description="The model's score; only the order within one list is meaningful.")
+    reason: Reason | None = Field(description="Why it is recommended; null for more-like-this lists.")
 
 
 class RecommendationList(BaseModel):
@@ -111,6 +118,7 @@ class ApiContext:
     events: Callable[[Served], EventStore]
     api_key: str | None
     shop_url_template: str | None
+    artist_cap: int
 
 
 def build_api(context: ApiContext) -> FastAPI:
@@ -137,18 +145,20 @@ def build_api(context: ApiContext) -> FastAPI:
             raise HTTPException(404, f"no artwork {artwork_id!r} in the catalogue")
         return current.artworks.loc[artwork_id]
 
-    def ranked(rows: list[dict], current: Served) -> list[dict]:
+    def ranked(frame: pd.DataFrame, current: Served, limit: int, profile: list[tuple[str, str]]) -> list[dict]:
         out = []
-        for rank, row in enumerate(rows, start=1):
+        for rank, row in enumerate(present(frame, current, limit, context.artist_cap, profile), start=1):
             item = entry(current.artworks.loc[row["artwork_id"]], context.shop_url_template)
-            out.append({**item, "rank": rank, "score": row["score"]})
+            out.append({**item, "rank": rank, "score": row["score"], "reason": row["reason"]})
         return out
 
-    def live(current: Served, profile: list[str], limit: int) -> list[dict]:
-        known = list(dict.fromkeys(a for a in profile if a in current.artworks.index))
-        if not known:
+    def live(current: Served, profile: list[tuple[str, str]], limit: int) -> list[dict]:
+        profile = list({a: (a, verb) for a, verb in profile if a in current.artworks.index}.values())
+        if not profile:
             return []
-        return ranked(scores_to_list(current.recommender.recommend(known, k=limit), current), current)
+        fetch = limit * (5 if context.artist_cap else 1)  # more candidates, so the per-artist cap still fills it
+        frame = current.recommender.recommend([a for a, _ in profile], k=fetch)
+        return ranked(frame, current, limit, profile)
 
     @api.get("/artworks/{artwork_id}", response_model=Artwork, responses=_ERRORS, tags=["catalogue"])
     def artwork(artwork_id: str = Path(pattern=_ID)) -> dict:
@@ -163,7 +173,7 @@ def build_api(context: ApiContext) -> FastAPI:
         current = context.served()
         artwork_row(current, artwork_id)
         rows = current.similar.get(artwork_id)
-        items = [] if rows is None else ranked(scores_to_list(rows.head(limit), current), current)
+        items = [] if rows is None else ranked(rows, current, limit, [])
         return {"items": items, "source": "served"}
 
     @api.post("/recommendations/cold-start", response_model=RecommendationList, responses=_ERRORS,
@@ -174,7 +184,8 @@ def build_api(context: ApiContext) -> FastAPI:
         unknown = [a for a in request.artwork_ids if a not in current.artworks.index]
         if unknown:
             raise HTTPException(404, f"{len(unknown)} artwork id(s) are not in the catalogue, e.g. {unknown[0]!r}")
-        return {"items": live(current, request.artwork_ids, request.limit), "source": "live"}
+        profile = [(a, "liked") for a in request.artwork_ids]
+        return {"items": live(current, profile, request.limit), "source": "live"}
 
     @api.get("/customers/{customer_id}/recommendations", response_model=RecommendationList, responses=_ERRORS,
              tags=["recommendations"], dependencies=[Depends(require_key)])
@@ -184,18 +195,18 @@ def build_api(context: ApiContext) -> FastAPI:
         published = pd.Timestamp(current.snapshot.info["created_at"])
         newer = context.events(current).since(customer_id, published)
         history = current.histories.get(customer_id)
+        profile = profile_of(history)
         if newer:
-            profile = [] if history is None else history["artwork_id"].tolist()
             for kind, artwork_id in newer:
                 if kind in ("purchase", "like"):
-                    profile.append(artwork_id)
-                elif kind == "unlike" and artwork_id in profile:
-                    profile.remove(artwork_id)
+                    profile.append((artwork_id, "bought" if kind == "purchase" else "liked"))
+                elif kind == "unlike":
+                    profile = [(a, verb) for a, verb in profile if a != artwork_id]
             return {"items": live(current, profile, limit), "source": "live"}
         served_rows = current.recommendations.get(customer_id)
         if served_rows is None:
             raise HTTPException(404, f"no customer {customer_id!r} in the served tables and no events from them")
-        return {"items": ranked(scores_to_list(served_rows.head(limit), current), current), "source": "served"}
+        return {"items": ranked(served_rows, current, limit, profile), "source": "served"}
 
     @api.post("/events", response_model=EventAccepted, responses=_ERRORS, tags=["events"],
               dependencies=[Depends(require_key)])

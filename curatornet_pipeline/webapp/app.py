@@ -29,7 +29,7 @@ from curatornet_pipeline.webapp.events import EventStore
 from curatornet_pipeline.webapp.guards import Guard
 from curatornet_pipeline.webapp.images import ImageRefused, image_bytes
 from curatornet_pipeline.webapp.shop import entry
-from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, scores_to_list
+from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, present, profile_of
 from curatornet_pipeline.webapp.visitors import Visitors
 
 HERE = Path(__file__).parent
@@ -55,10 +55,12 @@ def create_app(
     secure_cookie: bool = False,
     shop_url_template: str | None = None,
     api_key: str | None = None,
+    artist_cap: int = 2,
 ) -> Starlette:
     """The app over ``snapshot_file``; ``secret`` signs visitor cookies (see ``visitors.py``);
     ``shop_url_template`` (``{artwork_id}`` replaced) is the Buy/Enquire link of works without a shop_url;
-    ``api_key`` opens the JSON API's customer data and events to server-to-server calls (``api.py``)."""
+    ``api_key`` opens the JSON API's customer data and events to server-to-server calls (``api.py``);
+    ``artist_cap``: at most that many works of one artist in any list shown (0: no cap; ``core/diversity.py``)."""
     holder = SnapshotHolder(snapshot_file)
     visitors = Visitors(secret, operator_token=operator_token, secure_cookie=secure_cookie)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -92,7 +94,9 @@ def create_app(
         known = [a for a in liked if a in current.artworks.index]
         if not known:
             return []
-        return scores_to_list(current.recommender.recommend(known, k=FOR_YOU), current)
+        # More candidates than shown, so the per-artist cap still fills the list.
+        ranked = current.recommender.recommend(known, k=FOR_YOU * (5 if artist_cap else 1))
+        return present(ranked, current, FOR_YOU, artist_cap, [(a, "liked") for a in known])
 
     def page(request: Request, name: str, context: dict, visitor: tuple[str, bool]) -> Response:
         current = served()
@@ -130,7 +134,7 @@ def create_app(
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
         similar = current.similar.get(row["artwork_id"])
-        more = [] if similar is None else scores_to_list(similar.head(MORE_LIKE_THIS), current)
+        more = [] if similar is None else present(similar, current, MORE_LIKE_THIS, artist_cap)
         visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
         item = entry(row, shop_url_template)
@@ -153,7 +157,7 @@ def create_app(
                     {**current.entries[r["artwork_id"]], "kind": r["kind"], "timestamp": r["timestamp"]}
                     for r in history.to_dict("records") if r["artwork_id"] in current.entries
                 ],
-                "recommendations": [] if recs is None else scores_to_list(recs.head(24), current),
+                "recommendations": [] if recs is None else present(recs, current, 24, artist_cap, profile_of(history)),
                 "n_recommendations": 0 if recs is None else len(recs),
             },
             visitor,
@@ -273,7 +277,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         Route(f"{API_PREFIX}/docs", api_docs),
         Mount(f"{API_PREFIX}/docs-assets", StaticFiles(directory=swagger_ui_path), name="api-docs-assets"),
-        Mount(API_PREFIX, build_api(ApiContext(served, events_for, api_key, shop_url_template))),
+        Mount(API_PREFIX, build_api(ApiContext(served, events_for, api_key, shop_url_template, artist_cap))),
     ]
     if holder.current() is not None:
         likes_for(holder.current())  # read likes.csv now, not in the first visitor's request

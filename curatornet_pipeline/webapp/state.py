@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curatornet_pipeline.core.diversity import cap_per_artist, closest_in_profile
 from curatornet_pipeline.core.feedback import LIKES_FILE, LIKES_HEADER, UNLIKES_FILE, read_feedback, standing
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
@@ -41,6 +43,7 @@ class Served:
     recommender: Recommender
     artworks: pd.DataFrame  # indexed by artwork_id
     entries: dict[str, dict]  # artwork_id -> what a customer reads about it (shop.entry, without the shop link)
+    positions: dict[str, int]  # artwork_id -> its row in the catalogue and in snapshot.item_vectors
     available_ids: list[str]
     recommendations: dict[str, pd.DataFrame]
     similar: dict[str, pd.DataFrame]
@@ -67,6 +70,7 @@ class Served:
             recommender=recommender,
             artworks=catalogue.set_index("artwork_id", drop=False),
             entries={row["artwork_id"]: entry(row) for row in catalogue.to_dict("records")},
+            positions={a: i for i, a in enumerate(catalogue["artwork_id"])},
             available_ids=catalogue.loc[catalogue["available"], "artwork_id"].tolist(),
             recommendations=dict(tuple(snapshot.user_recommendations.groupby("user_id", sort=False))),
             # Keyed by the artwork a page shows; rows name the similar artwork as artwork_id, like recommendations.
@@ -280,9 +284,36 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def scores_to_list(frame: pd.DataFrame, served: Served) -> list[dict]:
-    """Recommendation rows as plain dicts for templates and JSON: the customer's entry, the artist id, the score."""
-    return [
-        {**served.entries[a], "artist_id": str(served.artworks.at[a, "artist_id"]), "score": round(float(s), 4)}
-        for a, s in zip(frame["artwork_id"], frame["score"].astype(np.float64))
+def profile_of(history: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """A served history (``artwork_id, kind``) as (artwork id, "liked"/"bought") pairs, oldest first."""
+    if history is None:
+        return []
+    return [(a, "liked" if kind == "like" else "bought") for a, kind in zip(history["artwork_id"], history["kind"])]
+
+
+def present(
+    frame: pd.DataFrame, served: Served, k: int, cap: int = 0, profile: Sequence[tuple[str, str]] = ()
+) -> list[dict]:
+    """Ranked rows (``artwork_id, score``) as the list a customer sees: at most ``cap`` works per artist (0: no
+    cap), ``k`` at most, each the customer's entry plus artist id, score and, given a ``profile`` of (artwork id,
+    "liked"/"bought"), the reason: the profile work it is most similar to."""
+    ids = frame["artwork_id"].tolist()
+    artists = [str(served.artworks.at[a, "artist_id"]) for a in ids]
+    keep = cap_per_artist(artists, cap, k)
+    scores = frame["score"].to_numpy(np.float64)
+    rows = [
+        {**served.entries[ids[i]], "artist_id": artists[i], "score": round(float(scores[i]), 4), "reason": None}
+        for i in keep
     ]
+    profile = [(a, verb) for a, verb in profile if a in served.positions]
+    if rows and profile:
+        closest = closest_in_profile(
+            served.snapshot.item_vectors,
+            np.array([served.positions[r["artwork_id"]] for r in rows], dtype=np.int64),
+            np.array([served.positions[a] for a, _ in profile], dtype=np.int64),
+        )
+        for row, j in zip(rows, closest):
+            because, verb = profile[int(j)]
+            title = served.entries[because]["title"]
+            row["reason"] = {"artwork_id": because, "title": title, "text": f"Because you {verb} {title}"}
+    return rows

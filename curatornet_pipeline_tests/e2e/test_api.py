@@ -9,6 +9,8 @@ import urllib.request
 import duckdb
 import pytest
 
+from curatornet_pipeline.core.diversity import cap_per_artist
+
 from curatornet_pipeline_tests.support.webapp import GALLERY, catalogue as _catalogue, refresh as _refresh
 from curatornet_pipeline_tests.support.webapp import served_copy, start_server
 
@@ -55,12 +57,16 @@ def test_catalogue_entry_and_more_like_this_are_public(server):
     assert body["available"] is True and body["price"].startswith("$") and "model_id" not in body
     status, body = call(server, f"/api/v1/artworks/{row['artwork_id']}/similar?limit=3", key=None)
     with duckdb.connect(str(server.data_dir / "curatornet.duckdb"), read_only=True) as con:
-        expected = con.execute(
-            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank LIMIT 3",
+        ranked = con.execute(
+            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank",
             [row["artwork_id"]],
         ).df()["similar_artwork_id"].tolist()
+    # The served ranking, at most 2 works per artist (the default cap).
+    artist = dict(zip(catalogue["artwork_id"], catalogue["artist_id"]))
+    expected = [ranked[i] for i in cap_per_artist([artist[a] for a in ranked], 2, 3)]
     assert status == 200 and [i["artwork_id"] for i in body["items"]] == expected
     assert [i["rank"] for i in body["items"]] == [1, 2, 3] and body["source"] == "served"
+    assert all(i["reason"] is None for i in body["items"])
     assert call(server, "/api/v1/artworks/no_such_artwork", key=None) == (
         404, {"error": "no artwork 'no_such_artwork' in the catalogue"}
     )
@@ -73,6 +79,9 @@ def test_cold_start_recommends_available_works_outside_the_given_ones(server):
     ids = [i["artwork_id"] for i in body["items"]]
     available = set(catalogue.loc[catalogue["available"], "artwork_id"])
     assert status == 200 and len(ids) == 5 and set(ids) <= available and not set(ids) & set(liked)
+    # Each with its reason: the given artwork it is most similar to.
+    assert all(i["reason"]["artwork_id"] in liked and i["reason"]["text"].startswith("Because you liked ")
+               for i in body["items"])
     status, body = call(server, "/api/v1/recommendations/cold-start", {"artwork_ids": ["nope"]}, key=None)
     assert status == 404 and "not in the catalogue" in body["error"]
     status, body = call(server, "/api/v1/recommendations/cold-start", {"artwork_ids": []}, key=None)

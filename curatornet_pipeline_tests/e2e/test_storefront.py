@@ -4,6 +4,7 @@ and the pages at desktop and phone size in Chromium (screenshots)."""
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import json
 import os
 from pathlib import Path
@@ -156,3 +157,19 @@ def test_the_storefront_in_chromium_at_desktop_and_phone_size(server, tmp_path):
         finally:
             browser.close()
     assert (shots / "storefront_home_phone.png").stat().st_size > 10_000
+
+
+def test_live_lists_hold_at_most_two_works_per_artist_and_say_why(server):
+    client = server.client()
+    liked = _available(server)["artwork_id"].tolist()[10:13]
+    for artwork_id in liked:
+        data = client.like(artwork_id)
+    artists = Counter(r["artist_id"] for r in data["for_you"])
+    # As long as the cap allows: 12, or two works of each artist with unliked works on sale (the tiny gallery).
+    rest = _available(server).loc[lambda f: ~f["artwork_id"].isin(liked)]
+    possible = sum(min(2, n) for n in rest["artist_id"].value_counts())
+    assert len(data["for_you"]) == min(12, possible) and max(artists.values()) <= 2
+    assert all(r["reason"]["artwork_id"] in liked for r in data["for_you"])
+    html = client.request("/")[2].decode()
+    first = data["for_you"][0]
+    assert f'>Because you liked {first["reason"]["title"]}</a>' in html

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from curatornet_pipeline.core.diversity import cap_per_artist
+
 from curatornet_pipeline_tests.support.webapp import GALLERY, catalogue as _catalogue, refresh as _refresh
 from curatornet_pipeline_tests.support.webapp import served_copy, start_server
 
@@ -98,10 +100,12 @@ def test_artwork_page_shows_the_catalogue_entry_and_more_like_this(server):
     assert row["medium"] in html and row["size"] in html and f"${row['price']:,.0f}" in html
     assert row["artist_id"] not in html and "curatornet_" not in html.replace("curatornet_visitor", "")
     with duckdb.connect(str(server.data_dir / "curatornet.duckdb"), read_only=True) as con:
-        similar = con.execute(
-            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank LIMIT 3",
+        ranked = con.execute(
+            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank",
             [row["artwork_id"]],
-        ).df()["similar_artwork_id"]
+        ).df()["similar_artwork_id"].tolist()
+    artist = dict(zip(catalogue["artwork_id"], catalogue["artist_id"]))
+    similar = [ranked[i] for i in cap_per_artist([artist[a] for a in ranked], 2, 3)]  # the default cap: 2
     assert all(f'data-artwork="{s}"' in html for s in similar), (list(similar), re.findall(r"data-artwork=\"(\w+)\"", html[html.find("More like"):]))
 
 

@@ -21,12 +21,19 @@
     figure.innerHTML =
       '<a href="/artworks/' + id + '"><img src="/images/' + id + '" alt=""></a>' +
       '<figcaption><div class="caption"><a class="title" href="/artworks/' + id + '"></a>' +
-      '<span class="artist"></span><span class="price"></span></div>' +
+      '<span class="artist"></span><span class="price"></span><a class="reason"></a></div>' +
       '<form class="like-form" method="post"><button type="submit" class="like"></button></form></figcaption>';
     // Text from the catalogue goes in as text, never as markup.
     figure.querySelector(".title").textContent = rec.title;
     figure.querySelector(".artist").textContent = rec.artist || "";
     figure.querySelector(".price").textContent = rec.price || "";
+    var reason = figure.querySelector(".reason");
+    if (rec.reason) {
+      reason.textContent = rec.reason.text;
+      reason.href = "/artworks/" + encodeURIComponent(rec.reason.artwork_id);
+    } else {
+      reason.remove();
+    }
     figure.querySelector("img").alt = rec.title;
     setButton(figure.querySelector("form"), rec.artwork_id, liked.indexOf(rec.artwork_id) >= 0);
     return figure;
