@@ -188,7 +188,8 @@ def create_app(
         row = artwork_or_404(current, request.path_params["artwork_id"])
         # The larger page image when the gallery has one (also the sharper thumbnail), else the catalogue image.
         display = row.get("display_file")
-        file, folder = (display, DISPLAY_FOLDER) if isinstance(display, str) and display else (row["image_file"], "images")
+        has_display = isinstance(display, str) and display
+        file, folder = (display, DISPLAY_FOLDER) if has_display else (row["image_file"], "images")
         if not file or not isinstance(file, str):
             raise HTTPException(404, "this gallery has no image for the artwork")
         thumbnail = request.query_params.get("size", "thumb") != "full"

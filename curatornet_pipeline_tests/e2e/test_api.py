@@ -1,4 +1,5 @@
-"""The JSON API (/api/v1) through a real server: each endpoint by hand, then contract tests from its OpenAPI document."""
+"""The JSON API (/api/v1) through a real server: each endpoint by hand, then contract tests generated from its
+OpenAPI document."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ import urllib.request
 import duckdb
 import pytest
 
-from curatornet_pipeline.core.diversity import cap_per_artist
 
 from curatornet_pipeline_tests.support.webapp import GALLERY, catalogue as _catalogue, refresh as _refresh
-from curatornet_pipeline_tests.support.webapp import served_copy, start_server
+from curatornet_pipeline_tests.support.webapp import capped_similar, served_copy, start_server
 
 KEY = "api-key-for-tests-0123456789abcdef"
 
@@ -56,14 +56,7 @@ def test_catalogue_entry_and_more_like_this_are_public(server):
     assert status == 200 and body["title"] == row["title"] and body["artist"] == row["artist_name"]
     assert body["available"] is True and body["price"].startswith("$") and "model_id" not in body
     status, body = call(server, f"/api/v1/artworks/{row['artwork_id']}/similar?limit=3", key=None)
-    with duckdb.connect(str(server.data_dir / "curatornet.duckdb"), read_only=True) as con:
-        ranked = con.execute(
-            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank",
-            [row["artwork_id"]],
-        ).df()["similar_artwork_id"].tolist()
-    # The served ranking, at most 2 works per artist (the default cap).
-    artist = dict(zip(catalogue["artwork_id"], catalogue["artist_id"]))
-    expected = [ranked[i] for i in cap_per_artist([artist[a] for a in ranked], 2, 3)]
+    expected = capped_similar(server.data_dir, row["artwork_id"], 3)  # the served ranking, 2 per artist at most
     assert status == 200 and [i["artwork_id"] for i in body["items"]] == expected
     assert [i["rank"] for i in body["items"]] == [1, 2, 3] and body["source"] == "served"
     assert all(i["reason"] is None for i in body["items"])

@@ -4,10 +4,8 @@ and the pages at desktop and phone size in Chromium (screenshots)."""
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import json
-import os
-from pathlib import Path
+from collections import Counter
 
 import duckdb
 import pandas as pd
@@ -15,10 +13,9 @@ import pytest
 
 from curatornet_pipeline.core.feedback import standing
 from curatornet_pipeline_tests.support.webapp import GALLERY, catalogue as _catalogue, refresh as _refresh
-from curatornet_pipeline_tests.support.webapp import served_copy, start_server
+from curatornet_pipeline_tests.support.webapp import chromium, served_copy, start_server
 
 TEMPLATE = "https://shop.example/artworks/{artwork_id}?ref=curatornet"
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -113,49 +110,42 @@ def _no_sideways_scroll(page) -> bool:
 
 
 def test_the_storefront_in_chromium_at_desktop_and_phone_size(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    if not CHROMIUM.exists():
-        pytest.skip("the browser test needs Debian's Chromium: apt-get install -y chromium")
-    shots = Path(os.environ.get("CURATORNET_SCREENSHOT_DIR", tmp_path))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
-                context = browser.new_context(viewport=viewport, device_scale_factor=1)
-                page = context.new_page()
-                violations = []
-                page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-                page.goto(server.url + "/")
-                for n in (1, 2):
-                    page.locator("#catalogue-grid .like").nth(n * 3).click()
-                    expect(page.locator("#for-you-hint")).to_contain_text(f"your {n} like")
-                # Unlike from a card: the heart empties and For you follows.
-                page.locator("#catalogue-grid .like.liked").first.click()
-                expect(page.locator("#for-you-hint")).to_contain_text("your 1 like")
-                assert page.locator("#catalogue-grid .like.liked").count() == 1
-                assert _no_sideways_scroll(page), name
-                page.evaluate("window.scrollTo(0, 0)")
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(shots / f"storefront_home_{name}.png"))
+    with chromium(tmp_path) as (browser, shots):
+        for name, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+            context = browser.new_context(viewport=viewport, device_scale_factor=1)
+            page = context.new_page()
+            violations = []
+            page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(server.url + "/")
+            for n in (1, 2):
+                page.locator("#catalogue-grid .like").nth(n * 3).click()
+                expect(page.locator("#for-you-hint")).to_contain_text(f"your {n} like")
+            # Unlike from a card: the heart empties and For you follows.
+            page.locator("#catalogue-grid .like.liked").first.click()
+            expect(page.locator("#for-you-hint")).to_contain_text("your 1 like")
+            assert page.locator("#catalogue-grid .like.liked").count() == 1
+            assert _no_sideways_scroll(page), name
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"storefront_home_{name}.png"))
 
-                page.locator("#for-you-grid .card a.title").first.click()
-                page.wait_for_selector("#more-like-this .card")
-                expect(page.locator(".facts .price")).not_to_have_text("")
-                assert page.locator("a.buy").get_attribute("href").startswith("https://shop.example/artworks/")
-                assert _no_sideways_scroll(page), name
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(shots / f"storefront_artwork_{name}.png"), full_page=name == "phone")
+            page.locator("#for-you-grid .card a.title").first.click()
+            page.wait_for_selector("#more-like-this .card")
+            expect(page.locator(".facts .price")).not_to_have_text("")
+            assert page.locator("a.buy").get_attribute("href").startswith("https://shop.example/artworks/")
+            assert _no_sideways_scroll(page), name
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"storefront_artwork_{name}.png"), full_page=name == "phone")
 
-                page.goto(server.url + "/me")
-                expect(page.locator("#live-recommendations .card").first).to_be_visible()
-                assert _no_sideways_scroll(page), name
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(shots / f"storefront_me_{name}.png"))
-                assert not violations, violations
-                context.close()
-        finally:
-            browser.close()
+            page.goto(server.url + "/me")
+            expect(page.locator("#live-recommendations .card").first).to_be_visible()
+            assert _no_sideways_scroll(page), name
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"storefront_me_{name}.png"))
+            assert not violations, violations
+            context.close()
     assert (shots / "storefront_home_phone.png").stat().st_size > 10_000
 
 
