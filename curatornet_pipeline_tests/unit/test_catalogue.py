@@ -97,3 +97,14 @@ def test_demo_gallery_adds_details_and_display_images_without_moving_pipeline_fi
     for artwork_id in artworks["artwork_id"].head(3):
         with Image.open(folder / DISPLAY_FOLDER / f"{artwork_id}.jpg") as image:
             assert image.size == (DISPLAY_PIXELS, DISPLAY_PIXELS) and image.format == "JPEG"
+
+
+def test_ugallery_files_without_a_details_file_give_untitled_works(tmp_path):
+    folder = tmp_path / "demo"
+    generate_demo_gallery(folder, DemoGalleryConfig.tiny())
+    (folder / DETAILS_FILE).unlink()  # the paper's UGallery files have no shop details
+    artworks, _ = read_source(folder)
+    details = read_item_details(folder, artworks["artwork_id"].tolist())
+    assert details["title"].isna().all() and details["artist_name"].isna().all() and details["price"].isna().all()
+    first = artworks["artwork_id"].iloc[0]
+    assert display_title(details["title"].iloc[0], first) == f"Untitled ({first[:8]})"
