@@ -99,8 +99,8 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
     if len(set_aside):
         first = set_aside.iloc[0]
         context.log.warning(
-            f"{len(set_aside)} line(s) of likes.csv, unlikes.csv or events.csv set aside into "
-            f"{tables.SET_ASIDE_LIKES}, e.g. line "
+            f"{len(set_aside)} line(s) of {' and '.join(sorted(set(set_aside['file'])))} set aside into "
+            f"{tables.SET_ASIDE_LIKES}, e.g. {first['file']} line "
             f"{first['line']}: {first['reason']}; the {len(likes)} good like(s) are served"
         )
     catalogue = inventory_table(artworks, transactions, read_availability(folder))
