@@ -575,6 +575,60 @@ def simulate_demo_gallery(config: DemoGalleryConfig) -> DemoGallery:
     )
 
 
+def _draw(gallery: DemoGallery, images: Path | None, display: Path, say: Callable[[str], None]) -> None:
+    """Draw every artwork into ``images`` (64 px PNG; None: drawn, not written) and ``display`` (JPEG).
+
+    With ``images`` None the small drawings are still made: the render stream must be replayed to reach the same
+    placements, so storefront files added to an older gallery are identical to those of a fresh one.
+    """
+    config = gallery.config
+    ids = gallery.artwork_ids
+    render_rng = np.random.default_rng(gallery.render_seed)
+    for start in range(0, config.n_artworks, _RENDER_CHUNK):
+        rows = np.arange(start, min(start + _RENDER_CHUNK, config.n_artworks))
+        # The same placements as the 64 px drawing, drawn from a copy: the render stream is untouched.
+        placements = _placements(gallery.styles, rows, copy.deepcopy(render_rng))
+        pixels = _render(gallery.styles, rows, render_rng, config.image_size, config.pixel_noise)
+        for row, image in zip(rows, pixels if images is not None else ()):
+            buffer = io.BytesIO()
+            Image.fromarray(image, "RGB").save(buffer, format="PNG")
+            (images / f"{ids[row]}.png").write_bytes(buffer.getvalue())
+        for sub in range(0, len(rows), _DISPLAY_CHUNK):  # small slices: a 256 px chunk would need gigabytes
+            part = slice(sub, sub + _DISPLAY_CHUNK)
+            some = {key: value[part] for key, value in placements.items()}
+            large = _render(gallery.styles, rows[part], render_rng, DISPLAY_PIXELS, config.pixel_noise, some)
+            for row, image in zip(rows[part], large):
+                Image.fromarray(image, "RGB").save(display / f"{ids[row]}.jpg", quality=85)
+        say(f"drew {rows[-1] + 1}/{config.n_artworks} images")
+
+
+def _write_details(gallery: DemoGallery, folder: Path) -> None:
+    config = gallery.config
+    rows = demo_details(config.seed, gallery.artwork_ids, gallery.artist_of, gallery.is_photo, gallery.upload_epoch)
+    write_details(folder, rows)
+
+
+def add_storefront_files(folder: Path, config: DemoGalleryConfig, progress: Callable[[str], None] | None = None):
+    """Add ``display/`` and ``artwork_details.csv`` to a demo gallery generated before they existed.
+
+    The pipeline's files are not touched. ``display/`` is drawn beside and renamed into place, the details file
+    is written last: a gallery with the details file has all of its display images.
+    """
+    folder = Path(folder)
+    staging = folder / f".{DISPLAY_FOLDER}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    gallery = simulate_demo_gallery(config)
+    try:
+        _draw(gallery, None, staging, progress or (lambda message: None))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(folder / DISPLAY_FOLDER, ignore_errors=True)
+    staging.rename(folder / DISPLAY_FOLDER)
+    _write_details(gallery, folder)
+
+
 def _write_gallery(gallery: DemoGallery, folder: Path, say: Callable[[str], None]) -> dict:
     config = gallery.config
     ids = gallery.artwork_ids
@@ -590,26 +644,8 @@ def _write_gallery(gallery: DemoGallery, folder: Path, say: Callable[[str], None
         for user, t, items in gallery.baskets:
             listed = repr([ids[i] for i in items])
             f.write(f'{gallery.user_ids[user]},{t},"{listed}"\n')
-    render_rng = np.random.default_rng(gallery.render_seed)
-    for start in range(0, config.n_artworks, _RENDER_CHUNK):
-        rows = np.arange(start, min(start + _RENDER_CHUNK, config.n_artworks))
-        # The same placements as the 64 px drawing, drawn from a copy: the render stream is untouched.
-        placements = _placements(gallery.styles, rows, copy.deepcopy(render_rng))
-        pixels = _render(gallery.styles, rows, render_rng, config.image_size, config.pixel_noise)
-        for row, image in zip(rows, pixels):
-            buffer = io.BytesIO()
-            Image.fromarray(image, "RGB").save(buffer, format="PNG")
-            (folder / "images" / f"{ids[row]}.png").write_bytes(buffer.getvalue())
-        for sub in range(0, len(rows), _DISPLAY_CHUNK):  # small slices: a 256 px chunk would need gigabytes
-            part = slice(sub, sub + _DISPLAY_CHUNK)
-            some = {key: value[part] for key, value in placements.items()}
-            large = _render(gallery.styles, rows[part], render_rng, DISPLAY_PIXELS, config.pixel_noise, some)
-            for row, image in zip(rows[part], large):
-                Image.fromarray(image, "RGB").save(folder / DISPLAY_FOLDER / f"{ids[row]}.jpg", quality=85)
-        say(f"drew {rows[-1] + 1}/{config.n_artworks} images")
-    write_details(
-        folder, demo_details(config.seed, ids, gallery.artist_of, gallery.is_photo, gallery.upload_epoch)
-    )
+    _draw(gallery, folder / "images", folder / DISPLAY_FOLDER, say)
+    _write_details(gallery, folder)
     stats = _statistics(config, gallery.artist_of, gallery.is_photo, gallery.baskets, gallery.n_unfilled_sessions)
     (folder / "gallery_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats

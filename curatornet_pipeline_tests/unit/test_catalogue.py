@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,12 @@ import pytest
 from PIL import Image
 
 from curatornet_pipeline.core.catalogue import DETAILS_FILE, DISPLAY_FOLDER, display_title, read_item_details
-from curatornet_pipeline.core.demo_gallery import DISPLAY_PIXELS, DemoGalleryConfig, generate_demo_gallery
+from curatornet_pipeline.core.demo_gallery import (
+    DISPLAY_PIXELS,
+    DemoGalleryConfig,
+    add_storefront_files,
+    generate_demo_gallery,
+)
 from curatornet_pipeline.core.errors import InputDataError
 from curatornet_pipeline.core.ingest import read_source
 
@@ -108,3 +114,18 @@ def test_ugallery_files_without_a_details_file_give_untitled_works(tmp_path):
     assert details["title"].isna().all() and details["artist_name"].isna().all() and details["price"].isna().all()
     first = artworks["artwork_id"].iloc[0]
     assert display_title(details["title"].iloc[0], first) == f"Untitled ({first[:8]})"
+
+
+def test_storefront_files_added_to_an_older_demo_gallery_match_a_fresh_one(tmp_path):
+    fresh = tmp_path / "fresh"
+    generate_demo_gallery(fresh, DemoGalleryConfig.tiny())
+    older = tmp_path / "older"
+    generate_demo_gallery(older, DemoGalleryConfig.tiny())
+    shutil.rmtree(older / DISPLAY_FOLDER)  # as a gallery generated before the storefront existed
+    (older / DETAILS_FILE).unlink()
+    add_storefront_files(older, DemoGalleryConfig.tiny())
+    assert _files(older) == _files(fresh)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
