@@ -107,6 +107,16 @@ COLUMNS: dict[str, str] = {
     "availability_rule": "Why the artwork is or is not on sale.",
     "available": "Whether the gallery can sell the artwork now.",
     "image_file": "The artwork's image file; empty when the source has no images.",
+    "display_file": "A larger image for the artwork page (display/<artwork_id>.jpg of the source folder); "
+    "empty when the source has none (the page then shows image_file).",
+    "title": "The artwork's title (optional items.csv / artwork_details.csv column); empty: shown as Untitled.",
+    "artist_name": "The artist's name as customers read it (optional column); empty: the artist has no name shown.",
+    "year": "Year the artwork was made (optional column).",
+    "medium": "Medium, e.g. oil on canvas or an editioned print (optional column).",
+    "size": "Size as written in the source, e.g. 40 x 50 cm (optional column).",
+    "price": "Price in the currency column (optional column); empty: price on request.",
+    "currency": "Three-letter currency code of the price (optional column).",
+    "shop_url": "The artwork's page in the gallery's shop (optional column); the app's Buy/Enquire link.",
     "timestamp": "When the purchase or like happened (Unix seconds).",
     "similar_artwork_id": "An available artwork the serving model finds similar (its one-artwork profile's top pick).",
     # Cold-start protocols (new customers, new artworks)

@@ -11,7 +11,8 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from curatornet_pipeline import settings
-from curatornet_pipeline.core.demo_gallery import DemoGalleryConfig, generate_demo_gallery
+from curatornet_pipeline.core.catalogue import DETAILS_FILE
+from curatornet_pipeline.core.demo_gallery import DemoGalleryConfig, add_storefront_files, generate_demo_gallery
 
 DEMO_SCALES = ("paper", "small", "tiny")
 
@@ -74,6 +75,8 @@ class GallerySource(dg.ConfigurableResource):
             if stats.get("config") == json.loads(json.dumps(config.__dict__)):
                 if log:
                     log.info(f"demo gallery already generated at {folder}")
+                if not (folder / DETAILS_FILE).is_file():  # generated before the storefront: add its files
+                    add_storefront_files(folder, config, progress=(log.info if log else None))
                 return stats
         return generate_demo_gallery(folder, config, progress=(log.info if log else None))
 

@@ -102,6 +102,13 @@ OPERATOR_TOKEN_ENV = "CURATORNET_OPERATOR_TOKEN"
 LIKES_PER_MINUTE_ENV = "CURATORNET_LIKES_PER_MINUTE"
 # 1 when the app is reached over HTTPS (through a TLS proxy): the visitor cookie is then sent over HTTPS only.
 SECURE_COOKIE_ENV = "CURATORNET_SECURE_COOKIE"
+# The artwork page's Buy/Enquire link for works without their own shop_url: {artwork_id} is replaced, e.g.
+# https://shop.example/artworks/{artwork_id} or mailto:sales@gallery.example?subject=Artwork%20{artwork_id}.
+SHOP_URL_TEMPLATE_ENV = "CURATORNET_SHOP_URL_TEMPLATE"
+# At most this many works of one artist in any list the app or the API shows (0: no cap).
+ARTIST_CAP_ENV = "CURATORNET_ARTIST_CAP"
+# The JSON API's key for server-to-server calls (customer recommendations, events); unset: those calls are off.
+API_KEY_ENV = "CURATORNET_API_KEY"
 
 
 def serve_host() -> str:
@@ -130,3 +137,35 @@ def likes_per_minute() -> int:
 
 def secure_cookie() -> bool:
     return os.environ.get(SECURE_COOKIE_ENV, "0").strip().lower() in ("1", "true", "yes")
+
+
+def shop_url_template() -> str | None:
+    """The Buy/Enquire link template, or None (no link for works without a shop_url)."""
+    text = os.environ.get(SHOP_URL_TEMPLATE_ENV, "").strip()
+    if not text:
+        return None
+    if not text.startswith(("https://", "http://", "mailto:")):
+        raise ValueError(f"{SHOP_URL_TEMPLATE_ENV}={text[:60]!r} must start with https://, http:// or mailto:")
+    return text
+
+
+def api_key() -> str | None:
+    """The JSON API key, or None; a short key is refused (it must not be guessable)."""
+    text = os.environ.get(API_KEY_ENV, "").strip()
+    if not text:
+        return None
+    if len(text) < 24:
+        raise ValueError(f"{API_KEY_ENV} must be at least 24 characters (e.g. python -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))')")
+    return text
+
+
+def artist_cap() -> int:
+    text = os.environ.get(ARTIST_CAP_ENV, "2")
+    try:
+        cap = int(text)
+    except ValueError:
+        cap = -1
+    if cap < 0:
+        raise ValueError(f"{ARTIST_CAP_ENV}={text!r} must be a whole number of works per artist, 0 or more (0: no cap)")
+    return cap

@@ -410,17 +410,23 @@ _CATALOGUE_COLUMNS = (
     "artwork_idx BIGINT, artwork_id VARCHAR, artist_id VARCHAR, upload_timestamp TIMESTAMP_NS, n_purchases BIGINT, "
     "kind VARCHAR"
 )
+# What the storefront shows (core/catalogue.py); all optional, so every one is cast (an all-empty column has no type).
+_SHOP_COLUMNS = (
+    "image_file VARCHAR, display_file VARCHAR, title VARCHAR, artist_name VARCHAR, year INTEGER, medium VARCHAR, "
+    "size VARCHAR, price DOUBLE, currency VARCHAR, shop_url VARCHAR"
+)
+_SHOP_CASTS = (
+    "image_file", "display_file", "title", "artist_name", "year", "medium", "size", "price", "currency", "shop_url"
+)
 SERVING_CATALOGUE = Table(
     "serving.catalogue",
     "available_artworks",
-    _columns(
-        f"{_CATALOGUE_COLUMNS}, available BOOLEAN, availability_rule VARCHAR, image_file VARCHAR", casts=("image_file",)
-    ),
+    _columns(f"{_CATALOGUE_COLUMNS}, available BOOLEAN, availability_rule VARCHAR, {_SHOP_COLUMNS}", casts=_SHOP_CASTS),
 )
 AVAILABLE_ARTWORKS = Table(
     "serving.available_artworks",
     "available_artworks",
-    _columns(f"{_CATALOGUE_COLUMNS}, availability_rule VARCHAR, image_file VARCHAR", casts=("image_file",)),
+    _columns(f"{_CATALOGUE_COLUMNS}, availability_rule VARCHAR, {_SHOP_COLUMNS}", casts=_SHOP_CASTS),
 )
 SERVED_INTERACTIONS = Table(
     "serving.interactions",

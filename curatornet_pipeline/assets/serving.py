@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from curatornet_pipeline import tables
 from curatornet_pipeline.assets.metadata import rounded, table_metadata
 from curatornet_pipeline.core.batch_recommend import top_k_per_profile
+from curatornet_pipeline.core.catalogue import display_files, read_item_details
 from curatornet_pipeline.core.device import DeviceSetting
 from curatornet_pipeline.core.embeddings import (
     build_resnet50_backbone,
@@ -29,6 +30,7 @@ from curatornet_pipeline.core.embeddings import (
     load_embeddings_npy,
     vector_content_hashes,
 )
+from curatornet_pipeline.core.events import EVENTS_FILE, as_feedback_rows, purchase_transactions, read_events
 from curatornet_pipeline.core.feedback import read_likes
 from curatornet_pipeline.core.ingest import find_image_files, read_availability, read_source
 from curatornet_pipeline.core.inventory import LIKE, PURCHASE, interactions_table, inventory_table, user_profiles
@@ -57,7 +59,9 @@ NPY_NAME = "resnet_embeddings.npy"
                 "uploaded artwork except one-of-a-kind works already sold (bought once = sold, twice or more = a "
                 "reproducible print; a generic items.csv may state it in an 'available' column). "
                 f"{tables.SERVING_CATALOGUE} "
-                "keeps every artwork with its availability and image file."
+                "keeps every artwork with its availability, image files and shop details (title, artist name, year, "
+                "medium, size, price, shop URL: optional items.csv columns, or artwork_details.csv beside UGallery "
+                "files)."
             ),
         ),
         dg.AssetSpec(
@@ -68,8 +72,9 @@ NPY_NAME = "resnet_embeddings.npy"
             description=(
                 f"Every positive interaction, re-read from the source files ({tables.SERVED_INTERACTIONS}): "
                 "all purchases, "
-                "held-out baskets included, and the visitor app's likes (likes.csv). The serving profiles. "
-                f"Lines of likes.csv that cannot be used are set aside into {tables.SET_ASIDE_LIKES} "
+                "held-out baskets included, the visitor app's likes (likes.csv less unlikes.csv) and the shop's "
+                "purchase, like and unlike events (events.csv, from the JSON API). The serving profiles. "
+                f"Lines of these files that cannot be used are set aside into {tables.SET_ASIDE_LIKES} "
                 "(line, reason, text) with a warning; the good lines go on."
             ),
         ),
@@ -79,12 +84,23 @@ NPY_NAME = "resnet_embeddings.npy"
 def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb: DuckDBResource):
     folder = gallery.folder()
     artworks, transactions = read_source(folder)
-    likes, feedback = read_likes(folder, artworks)
+    index = dict(zip(artworks["artwork_id"].astype(str), artworks["artwork_idx"].astype(np.int64)))
+    # The shop's events (JSON API): likes and unlikes join the app's, purchases join the source files'.
+    events = read_events(folder / EVENTS_FILE, index)
+    likes, feedback = read_likes(
+        folder, artworks, as_feedback_rows(events.of_type("like")), as_feedback_rows(events.of_type("unlike"))
+    )
+    feedback.set_aside.extend(events.set_aside)
+    bought = events.of_type("purchase")
+    if len(bought):
+        first_basket = int(transactions["basket_id"].max()) + 1 if len(transactions) else 0
+        transactions = pd.concat([transactions, purchase_transactions(bought, index, first_basket)], ignore_index=True)
     set_aside = feedback.set_aside_frame()
     if len(set_aside):
         first = set_aside.iloc[0]
         context.log.warning(
-            f"{len(set_aside)} line(s) of likes.csv set aside into {tables.SET_ASIDE_LIKES}, e.g. line "
+            f"{len(set_aside)} line(s) of {' and '.join(sorted(set(set_aside['file'])))} set aside into "
+            f"{tables.SET_ASIDE_LIKES}, e.g. {first['file']} line "
             f"{first['line']}: {first['reason']}; the {len(likes)} good like(s) are served"
         )
     catalogue = inventory_table(artworks, transactions, read_availability(folder))
@@ -93,6 +109,10 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
         catalogue["image_file"] = [str(files[a]) for a in catalogue["artwork_id"]]
     else:
         catalogue["image_file"] = None
+    displays = display_files(folder, catalogue["artwork_id"].tolist())
+    catalogue["display_file"] = [displays.get(a) for a in catalogue["artwork_id"]]
+    details = read_item_details(folder, catalogue["artwork_id"].tolist())
+    catalogue = pd.concat([catalogue, details.drop(columns=["artwork_id"])], axis=1)
     interactions = interactions_table(transactions, likes)
     available = catalogue.loc[catalogue["available"]].drop(columns=["available"])
     with duckdb.get_connection() as con:
@@ -115,6 +135,8 @@ def inventory(context: dg.AssetExecutionContext, gallery: GallerySource, duckdb:
             "n_catalogue": len(catalogue),
             "n_sold_one_of_a_kind": int((~catalogue["available"]).sum()),
             "n_prints": int((catalogue["kind"] == "print").sum()),
+            "n_with_title": int(catalogue["title"].notna().sum()),
+            "n_with_price": int(catalogue["price"].notna().sum()),
             "availability_rules": dg.MetadataValue.json(
                 {str(k): int(v) for k, v in catalogue["availability_rule"].value_counts().items()}
             ),

@@ -48,11 +48,16 @@ similar values on ``small``. ``off_taste_fraction`` is the main difficulty knob 
 purchases (0.81 here, paper 0.817).
 
 Outputs: ``inventory.csv``, ``purchases.csv`` (UGallery columns, epoch-second timestamps),
-``images/<artwork_id>.png`` and ``gallery_stats.json`` (generated statistics beside the paper's).
+``images/<artwork_id>.png`` and ``gallery_stats.json`` (generated statistics beside the paper's). For the
+storefront only (the pipeline reads none of it): ``artwork_details.csv`` (titles, artists, prices; see
+``demo_catalogue.py``) and ``display/<artwork_id>.jpg``, the same drawing at ``DISPLAY_PIXELS`` for the
+artwork page. A display image is drawn from a copy of the render stream, so the images the embedding reads
+stay byte-identical; it has no pixel noise (noise only inflates a JPEG), so it scales up cleanly on the page.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -64,6 +69,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from curatornet_pipeline.core.catalogue import DISPLAY_FOLDER
+from curatornet_pipeline.core.demo_catalogue import demo_details, write_details
 
 PAPER_STATS = {
     "n_users": 2378,
@@ -80,6 +88,8 @@ PAPER_STATS = {
 _COMPOSITIONS = ("stripes", "blobs", "rings", "checks", "waves")
 _N_BLOBS = 5
 _RENDER_CHUNK = 256
+DISPLAY_PIXELS = 192  # the artwork page image: smooth drawings upscale well; 256 px added ~1 min to a paper-scale demo
+_DISPLAY_CHUNK = 32
 _DAY = 86400
 
 
@@ -257,16 +267,44 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     return np.take_along_axis(table, i[None, ..., None], axis=0)[0]
 
 
-def _render(styles: _Styles, rows: np.ndarray, rng: np.random.Generator, size: int, pixel_noise: float) -> np.ndarray:
-    """Draw the artworks ``rows`` as uint8 (n, size, size, 3) images, vectorized over the chunk."""
+def _placements(styles: _Styles, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Where each artwork's pattern sits (phase, centre, blob spots and radii), in the stream's draw order."""
+    n = len(rows)
+    phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+    centre = rng.uniform(0.25, 0.75, (n, 2)).astype(np.float32)
+    spots = np.zeros((n, _N_BLOBS, 2), np.float32)
+    radius = np.ones((n, _N_BLOBS), np.float32)
+    blobs = styles.composition[rows] == _COMPOSITIONS.index("blobs")
+    if blobs.any():
+        k = int(blobs.sum())
+        spots[blobs] = rng.uniform(0.0, 1.0, (k, _N_BLOBS, 2)).astype(np.float32)
+        radius[blobs] = rng.uniform(0.6, 1.4, (k, 1, 1, _N_BLOBS)).astype(np.float32)[:, 0, 0]
+    return {"phase": phase, "centre": centre, "spots": spots, "radius": radius}
+
+
+def _render(
+    styles: _Styles,
+    rows: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    pixel_noise: float,
+    placements: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Draw the artworks ``rows`` as uint8 (n, size, size, 3) images, vectorized over the chunk.
+
+    ``placements`` given: draw those (a slice of :func:`_placements`) without pixel noise, touching no stream.
+    """
+    noise = placements is None
+    if placements is None:
+        placements = _placements(styles, rows, rng)
     n = len(rows)
     axis = (np.arange(size, dtype=np.float32) + 0.5) / size
     y, x = np.meshgrid(axis, axis, indexing="ij")
     x, y = x[None], y[None]
     angle = styles.angle[rows].astype(np.float32)[:, None, None]
     freq = styles.frequency[rows].astype(np.float32)[:, None, None]
-    phase = rng.uniform(0, 2 * np.pi, n).astype(np.float32)[:, None, None]
-    centre = rng.uniform(0.25, 0.75, (n, 2)).astype(np.float32)
+    phase = placements["phase"][:, None, None]
+    centre = placements["centre"]
     u = (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle)
     v = -(x - 0.5) * np.sin(angle) + (y - 0.5) * np.cos(angle)
     two_pi = np.float32(2 * np.pi)
@@ -286,9 +324,8 @@ def _render(styles: _Styles, rows: np.ndarray, rng: np.random.Generator, size: i
         elif name == "waves":
             pattern[m] = np.sin(two_pi * freq[m] * u[m] + 2.0 * np.sin(two_pi * 0.5 * freq[m] * v[m] + phase[m]))
         else:  # blobs: a few Gaussian spots whose size follows the style's frequency
-            k = int(m.sum())
-            spots = rng.uniform(0.0, 1.0, (k, _N_BLOBS, 2)).astype(np.float32)
-            radius = (0.35 / freq[m])[:, :, :, None] * rng.uniform(0.6, 1.4, (k, 1, 1, _N_BLOBS)).astype(np.float32)
+            spots = placements["spots"][m]
+            radius = (0.35 / freq[m])[:, :, :, None] * placements["radius"][m][:, None, None, :]
             d2 = (x[..., None] - spots[:, None, None, :, 0]) ** 2 + (y[..., None] - spots[:, None, None, :, 1]) ** 2
             pattern[m] = np.clip(np.exp(-d2 / (2 * radius**2)).sum(-1), 0, 1) * 2 - 1
     sharp = styles.sharpness[rows].astype(np.float32)[:, None, None]
@@ -300,7 +337,8 @@ def _render(styles: _Styles, rows: np.ndarray, rng: np.random.Generator, size: i
     foreground = rgb[:, None, None, 2] * (1 - gradient) + rgb[:, None, None, 3] * gradient
     image = background + (foreground - background) * weight[..., None]
     grain = styles.grain[rows].astype(np.float32)[:, None, None, None]
-    image += (grain + pixel_noise) * rng.standard_normal(image.shape, dtype=np.float32)
+    if noise:
+        image += (grain + pixel_noise) * rng.standard_normal(image.shape, dtype=np.float32)
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
@@ -537,10 +575,65 @@ def simulate_demo_gallery(config: DemoGalleryConfig) -> DemoGallery:
     )
 
 
+def _draw(gallery: DemoGallery, images: Path | None, display: Path, say: Callable[[str], None]) -> None:
+    """Draw every artwork into ``images`` (64 px PNG; None: drawn, not written) and ``display`` (JPEG).
+
+    With ``images`` None the small drawings are still made: the render stream must be replayed to reach the same
+    placements, so storefront files added to an older gallery are identical to those of a fresh one.
+    """
+    config = gallery.config
+    ids = gallery.artwork_ids
+    render_rng = np.random.default_rng(gallery.render_seed)
+    for start in range(0, config.n_artworks, _RENDER_CHUNK):
+        rows = np.arange(start, min(start + _RENDER_CHUNK, config.n_artworks))
+        # The same placements as the 64 px drawing, drawn from a copy: the render stream is untouched.
+        placements = _placements(gallery.styles, rows, copy.deepcopy(render_rng))
+        pixels = _render(gallery.styles, rows, render_rng, config.image_size, config.pixel_noise)
+        for row, image in zip(rows, pixels if images is not None else ()):
+            buffer = io.BytesIO()
+            Image.fromarray(image, "RGB").save(buffer, format="PNG")
+            (images / f"{ids[row]}.png").write_bytes(buffer.getvalue())
+        for sub in range(0, len(rows), _DISPLAY_CHUNK):  # small slices: a 256 px chunk would need gigabytes
+            part = slice(sub, sub + _DISPLAY_CHUNK)
+            some = {key: value[part] for key, value in placements.items()}
+            large = _render(gallery.styles, rows[part], render_rng, DISPLAY_PIXELS, config.pixel_noise, some)
+            for row, image in zip(rows[part], large):
+                Image.fromarray(image, "RGB").save(display / f"{ids[row]}.jpg", quality=85)
+        say(f"drew {rows[-1] + 1}/{config.n_artworks} images")
+
+
+def _write_details(gallery: DemoGallery, folder: Path) -> None:
+    config = gallery.config
+    rows = demo_details(config.seed, gallery.artwork_ids, gallery.artist_of, gallery.is_photo, gallery.upload_epoch)
+    write_details(folder, rows)
+
+
+def add_storefront_files(folder: Path, config: DemoGalleryConfig, progress: Callable[[str], None] | None = None):
+    """Add ``display/`` and ``artwork_details.csv`` to a demo gallery generated before they existed.
+
+    The pipeline's files are not touched. ``display/`` is drawn beside and renamed into place, the details file
+    is written last: a gallery with the details file has all of its display images.
+    """
+    folder = Path(folder)
+    staging = folder / f".{DISPLAY_FOLDER}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    gallery = simulate_demo_gallery(config)
+    try:
+        _draw(gallery, None, staging, progress or (lambda message: None))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(folder / DISPLAY_FOLDER, ignore_errors=True)
+    staging.rename(folder / DISPLAY_FOLDER)
+    _write_details(gallery, folder)
+
+
 def _write_gallery(gallery: DemoGallery, folder: Path, say: Callable[[str], None]) -> dict:
     config = gallery.config
     ids = gallery.artwork_ids
     (folder / "images").mkdir(parents=True)
+    (folder / DISPLAY_FOLDER).mkdir()
     order = np.lexsort((np.array(ids), gallery.upload_epoch))
     with (folder / "inventory.csv").open("w", newline="") as f:
         f.write("artwork_id_hash,artist_id_hash,upload_timestamp\n")
@@ -551,15 +644,8 @@ def _write_gallery(gallery: DemoGallery, folder: Path, say: Callable[[str], None
         for user, t, items in gallery.baskets:
             listed = repr([ids[i] for i in items])
             f.write(f'{gallery.user_ids[user]},{t},"{listed}"\n')
-    render_rng = np.random.default_rng(gallery.render_seed)
-    for start in range(0, config.n_artworks, _RENDER_CHUNK):
-        rows = np.arange(start, min(start + _RENDER_CHUNK, config.n_artworks))
-        pixels = _render(gallery.styles, rows, render_rng, config.image_size, config.pixel_noise)
-        for row, image in zip(rows, pixels):
-            buffer = io.BytesIO()
-            Image.fromarray(image, "RGB").save(buffer, format="PNG")
-            (folder / "images" / f"{ids[row]}.png").write_bytes(buffer.getvalue())
-        say(f"drew {rows[-1] + 1}/{config.n_artworks} images")
+    _draw(gallery, folder / "images", folder / DISPLAY_FOLDER, say)
+    _write_details(gallery, folder)
     stats = _statistics(config, gallery.artist_of, gallery.is_photo, gallery.baskets, gallery.n_unfilled_sessions)
     (folder / "gallery_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats

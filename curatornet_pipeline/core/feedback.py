@@ -8,6 +8,10 @@ it (the refresh stores them in a table, the app reports them in /healthz).
 
 A header other than ``visitor_id,artwork_id,timestamp`` makes every line unusable (the columns cannot be
 trusted); the whole file is then reported as unreadable, with the reason, and all its lines are set aside.
+
+Unlikes. A visitor who takes a like back gets a line in ``unlikes.csv`` (same columns, read the same way);
+the likes file stays append-only. A like counts unless an unlike of the same visitor and artwork is at least
+as recent (the app stamps both to the microsecond, so like, unlike, like again ends liked).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 LIKES_FILE = "likes.csv"
+UNLIKES_FILE = "unlikes.csv"
 LIKES_HEADER = ("visitor_id", "artwork_id", "timestamp")
 LIKE_COLUMNS = ["user_id", "artwork_id", "artwork_idx", "like_timestamp", "source_row"]
 SET_ASIDE_COLUMNS = ["file", "line", "reason", "text"]
@@ -148,15 +153,36 @@ def read_feedback(path: Path, known_artworks: Container[str] | None = None) -> F
     return Feedback(path, rows, set_aside, unreadable)
 
 
-def read_likes(folder: Path, artworks: pd.DataFrame) -> tuple[pd.DataFrame, Feedback]:
-    """The likes of ``folder/likes.csv`` as served interactions, and the file's reading (with its set-aside lines).
+def standing(likes: pd.DataFrame, unlikes: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``likes`` not taken back: no unlike of the same visitor and artwork at or after the like."""
+    if likes.empty or unlikes.empty:
+        return likes
+    latest = unlikes.groupby(["visitor_id", "artwork_id"])["timestamp"].max().rename("unliked_at")
+    joined = likes.join(latest, on=["visitor_id", "artwork_id"])
+    keep = joined["unliked_at"].isna() | (joined["unliked_at"] < joined["timestamp"])
+    return likes.loc[keep.to_numpy()].reset_index(drop=True)
 
-    Returns ``user_id, artwork_id, artwork_idx, like_timestamp, source_row`` (source_row: the line) in file
-    order; ``artworks`` (``artwork_id, artwork_idx``) is the catalogue the ids must belong to.
+
+def read_likes(
+    folder: Path,
+    artworks: pd.DataFrame,
+    more_likes: pd.DataFrame | None = None,
+    more_unlikes: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, Feedback]:
+    """The standing likes of ``folder`` (likes.csv less unlikes.csv) as served interactions, and the reading.
+
+    Returns ``user_id, artwork_id, artwork_idx, like_timestamp, source_row`` (source_row: the line of
+    likes.csv) in file order; ``artworks`` (``artwork_id, artwork_idx``) is the catalogue the ids must belong
+    to. The returned Feedback holds the set-aside lines of both files. ``more_likes`` / ``more_unlikes`` (rows
+    of the same shape, e.g. the shop's like events) join the files' before unlikes are applied.
     """
     index = dict(zip(artworks["artwork_id"].astype(str), artworks["artwork_idx"].astype(np.int64)))
     feedback = read_feedback(Path(folder) / LIKES_FILE, index)
-    rows = feedback.rows
+    unlikes = read_feedback(Path(folder) / UNLIKES_FILE, index)
+    feedback.set_aside.extend(unlikes.set_aside)
+    liked = pd.concat([feedback.rows, more_likes], ignore_index=True) if more_likes is not None else feedback.rows
+    unliked = pd.concat([unlikes.rows, more_unlikes], ignore_index=True) if more_unlikes is not None else unlikes.rows
+    rows = standing(liked, unliked)
     likes = pd.DataFrame(
         {
             "user_id": rows["visitor_id"].astype(str).to_numpy(dtype=object),

@@ -10,6 +10,9 @@ SOURCE_FILE_NAMES = (
     "items.csv",
     "interactions.csv",
     "likes.csv",  # the visitor app's likes (core.feedback.read_likes)
+    "events.csv",  # the shop's events through the JSON API (core.events.read_events)
+    "unlikes.csv",  # likes the visitors took back (core.feedback.read_likes)
+    "artwork_details.csv",  # titles, prices... beside UGallery files (core.catalogue.read_item_details)
     "clusters.json",  # the authors' clusters (core.clustering.read_clusters_json)
     "test_baskets.csv",  # the authors' test set (core.split.read_test_tuples)
 )

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             operator_token=settings.operator_token(),
             writes_per_minute=writes_per_minute,
             secure_cookie=settings.secure_cookie(),
+            shop_url_template=settings.shop_url_template(),
+            api_key=settings.api_key(),
+            artist_cap=settings.artist_cap(),
         )
     except OSError as error:
         print(f"error: cannot keep the visitor cookie secret in {path.parent} ({error.strerror}): make the folder "

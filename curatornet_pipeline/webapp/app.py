@@ -21,10 +21,15 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from swagger_ui_bundle import swagger_ui_path
 
+from curatornet_pipeline.core.catalogue import DISPLAY_FOLDER
+from curatornet_pipeline.webapp.api import API_PREFIX, ApiContext, build_api
+from curatornet_pipeline.webapp.events import EventStore
 from curatornet_pipeline.webapp.guards import Guard
 from curatornet_pipeline.webapp.images import ImageRefused, image_bytes
-from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, scores_to_list
+from curatornet_pipeline.webapp.shop import entry
+from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, present, profile_of
 from curatornet_pipeline.webapp.visitors import Visitors
 
 HERE = Path(__file__).parent
@@ -48,12 +53,19 @@ def create_app(
     operator_token: str | None = None,
     writes_per_minute: int = 60,
     secure_cookie: bool = False,
+    shop_url_template: str | None = None,
+    api_key: str | None = None,
+    artist_cap: int = 2,
 ) -> Starlette:
-    """The app over ``snapshot_file``; ``secret`` signs visitor cookies (see ``visitors.py``)."""
+    """The app over ``snapshot_file``; ``secret`` signs visitor cookies (see ``visitors.py``);
+    ``shop_url_template`` (``{artwork_id}`` replaced) is the Buy/Enquire link of works without a shop_url;
+    ``api_key`` opens the JSON API's customer data and events to server-to-server calls (``api.py``);
+    ``artist_cap``: at most that many works of one artist in any list shown (0: no cap; ``core/diversity.py``)."""
     holder = SnapshotHolder(snapshot_file)
     visitors = Visitors(secret, operator_token=operator_token, secure_cookie=secure_cookie)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     like_stores: dict[Path, LikeStore] = {}
+    event_stores: dict[Path, EventStore] = {}
 
     def served() -> Served:
         current = holder.current()
@@ -67,6 +79,11 @@ def create_app(
             like_stores[current.source_folder] = LikeStore(current.source_folder)
         return like_stores[current.source_folder]
 
+    def events_for(current: Served) -> EventStore:
+        if current.source_folder not in event_stores:
+            event_stores[current.source_folder] = EventStore(current.source_folder)
+        return event_stores[current.source_folder]
+
     def artwork_or_404(current: Served, artwork_id: str):
         if artwork_id not in current.artworks.index:
             raise HTTPException(404, f"no artwork {artwork_id!r} in the catalogue")
@@ -77,7 +94,9 @@ def create_app(
         known = [a for a in liked if a in current.artworks.index]
         if not known:
             return []
-        return scores_to_list(current.recommender.recommend(known, k=FOR_YOU), current.artworks)
+        # More candidates than shown, so the per-artist cap still fills the list.
+        ranked = current.recommender.recommend(known, k=FOR_YOU * (5 if artist_cap else 1))
+        return present(ranked, current, FOR_YOU, artist_cap, [(a, "liked") for a in known])
 
     def page(request: Request, name: str, context: dict, visitor: tuple[str, bool]) -> Response:
         current = served()
@@ -101,7 +120,7 @@ def create_app(
             request,
             "home.html",
             {
-                "artworks": [current.artworks.loc[a] for a in ids],
+                "artworks": [current.entries[a] for a in ids],
                 "page": number,
                 "n_pages": n_pages,
                 "n_available": len(current.available_ids),
@@ -115,10 +134,11 @@ def create_app(
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
         similar = current.similar.get(row["artwork_id"])
-        more = [] if similar is None else scores_to_list(similar.head(MORE_LIKE_THIS), current.artworks)
+        more = [] if similar is None else present(similar, current, MORE_LIKE_THIS, artist_cap)
         visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
-        return page(request, "artwork.html", {"artwork": row, "more": more, "liked": set(liked)}, visitor)
+        item = entry(row, shop_url_template)
+        return page(request, "artwork.html", {"artwork": item, "more": more, "liked": set(liked)}, visitor)
 
     def person_page(
         request: Request, current: Served, user_id: str, visitor: tuple[str, bool], title: str, live_likes: list[str]
@@ -130,9 +150,14 @@ def create_app(
             "user.html",
             {
                 "title": title,
-                "live_likes": live_likes,
-                "history": [] if history is None else history.to_dict("records"),
-                "recommendations": [] if recs is None else scores_to_list(recs.head(24), current.artworks),
+                "live_likes": [current.entries[a] for a in live_likes if a in current.entries],
+                "liked": set(live_likes),
+                "live": for_you(current, live_likes),
+                "history": [] if history is None else [
+                    {**current.entries[r["artwork_id"]], "kind": r["kind"], "timestamp": r["timestamp"]}
+                    for r in history.to_dict("records") if r["artwork_id"] in current.entries
+                ],
+                "recommendations": [] if recs is None else present(recs, current, 24, artist_cap, profile_of(history)),
                 "n_recommendations": 0 if recs is None else len(recs),
             },
             visitor,
@@ -156,22 +181,32 @@ def create_app(
         user_id = request.path_params["user_id"]
         if user_id not in current.histories and user_id not in current.recommendations:
             raise HTTPException(404, f"no customer {user_id!r} in the served tables")
-        return person_page(request, current, user_id, (user_id, False), user_id, [])
+        return person_page(request, current, user_id, (user_id, False), user_id, [])  # live: only for visitors
 
     def image(request: Request) -> Response:  # sync: Starlette runs it in a thread, file reads stay off the loop
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
-        if not row["image_file"] or not isinstance(row["image_file"], str):
+        # The larger page image when the gallery has one (also the sharper thumbnail), else the catalogue image.
+        display = row.get("display_file")
+        has_display = isinstance(display, str) and display
+        file, folder = (display, DISPLAY_FOLDER) if has_display else (row["image_file"], "images")
+        if not file or not isinstance(file, str):
             raise HTTPException(404, "this gallery has no image for the artwork")
         thumbnail = request.query_params.get("size", "thumb") != "full"
         try:
             # The file comes from the catalogue table, never from the request.
-            body, media_type = image_bytes(row["image_file"], current.source_folder / "images", thumbnail)
+            body, media_type = image_bytes(file, current.source_folder / folder, thumbnail)
         except ImageRefused as refused:
             raise HTTPException(404, str(refused)) from None
         return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
 
     async def like(request: Request) -> Response:
+        return await change_like(request, liking=True)
+
+    async def unlike(request: Request) -> Response:
+        return await change_like(request, liking=False)
+
+    async def change_like(request: Request, liking: bool) -> Response:
         current = served()
         row = artwork_or_404(current, request.path_params["artwork_id"])
         visitor_id = visitors.visitor(request)
@@ -180,7 +215,8 @@ def create_app(
             raise HTTPException(403, "open the gallery page first (the like button needs the gallery's cookie)")
         store = likes_for(current)
         try:
-            await run_in_threadpool(store.add, visitor_id, row["artwork_id"])  # the fsync waits off the event loop
+            # The fsync waits off the event loop.
+            await run_in_threadpool(store.add if liking else store.remove, visitor_id, row["artwork_id"])
         except LikesUnavailable as error:
             raise HTTPException(503, f"your like was not saved: {error}; please try again later") from None
         liked = store.of(visitor_id)
@@ -202,7 +238,9 @@ def create_app(
         body: dict = {}
         if current is not None:
             info = current.snapshot.info
-            body.update(run_id=str(info["run_id"]), model_id=str(info["model_id"]), created_at=str(info["created_at"]))
+            body.update(run_id=str(info["run_id"]), created_at=str(info["created_at"]))
+            if visitors.is_operator(request):  # which model serves is for operators, not for customers
+                body["model_id"] = str(info["model_id"])
             likes = likes_for(current)
             body["likes_set_aside"] = likes.n_set_aside
             if likes.unreadable:
@@ -211,6 +249,10 @@ def create_app(
         if reasons:
             body["reason"] = "; ".join(reasons)
         return JSONResponse(body, status_code=200 if current is not None else 503)
+
+    async def api_docs(request: Request) -> Response:
+        """Interactive API docs: Swagger UI from the app's own files (no CDN, no inline script)."""
+        return templates.TemplateResponse(request, "api_docs.html", {"info": {}, "n_liked": 0})
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         if "application/json" in request.headers.get("accept", "") or request.url.path.startswith(("/api", "/images")):
@@ -228,11 +270,15 @@ def create_app(
         Route("/me", me),
         Route("/artworks/{artwork_id}", artwork),
         Route("/artworks/{artwork_id}/like", like, methods=["POST"]),
+        Route("/artworks/{artwork_id}/unlike", unlike, methods=["POST"]),
         Route("/users/{user_id}", user),
         Route("/images/{artwork_id}", image),
         Route("/api/for-you", api_for_you),
         Route("/healthz", health),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        Route(f"{API_PREFIX}/docs", api_docs),
+        Mount(f"{API_PREFIX}/docs-assets", StaticFiles(directory=swagger_ui_path), name="api-docs-assets"),
+        Mount(API_PREFIX, build_api(ApiContext(served, events_for, api_key, shop_url_template, artist_cap))),
     ]
     if holder.current() is not None:
         likes_for(holder.current())  # read likes.csv now, not in the first visitor's request

@@ -33,6 +33,15 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+# The API docs page (Swagger UI, served from the app's own files) sets inline styles and draws data: icons.
+DOCS_PATH = "/api/v1/docs"
+DOCS_CSP = (
+    b"default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Server-to-server API calls carry the API key and come from the shop's few addresses: no per-address limit on
+# writes there (the limit is for visitors' likes); a proxy in front may still limit them (docs/security.md).
+API_PATH = "/api/v1/"
 _MAX_CLIENTS = 100_000  # addresses remembered by the rate limit; the oldest are forgotten first
 
 
@@ -95,6 +104,8 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k not in dict(SECURITY_HEADERS)]
                 headers += SECURITY_HEADERS
+                if scope["path"] == DOCS_PATH:
+                    headers = [(k, DOCS_CSP if k == b"content-security-policy" else v) for k, v in headers]
                 headers.append((b"server-timing", f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -120,6 +131,8 @@ class Guard:
         reason = cross_site_reason(scope)
         if reason is not None:
             return 403, reason, []
+        if scope["path"].startswith(API_PATH):
+            return None
         client = (scope.get("client") or ("unknown", 0))[0]
         wait = self.limiter.wait_seconds(client)
         if wait > 0:

@@ -29,17 +29,18 @@ class ImageRefused(LookupError):
 def resolve_image(image_file: str, images_folder: Path) -> Path:
     """The real file of ``image_file``, which must lie inside ``images_folder`` once links are followed."""
     path = Path(image_file)
-    name = path.name
+    name = f"{Path(images_folder).name}/{path.name}"  # images/<id>.png or display/<id>.jpg: never the full path
     try:
         real = path.resolve(strict=True)
         root = Path(images_folder).resolve(strict=True)
     except (OSError, RuntimeError):  # missing, or a link loop
-        raise ImageRefused(f"the image file images/{name} is missing") from None
+        raise ImageRefused(f"the image file {name} is missing") from None
+    folder = Path(images_folder).name
     if not real.is_relative_to(root):
-        log.warning("refused images/%s: it links outside the gallery's images folder", name)
-        raise ImageRefused(f"the image file images/{name} links outside the gallery's images folder; refused")
+        log.warning("refused %s: it links outside the gallery's %s folder", name, folder)
+        raise ImageRefused(f"the image file {name} links outside the gallery's {folder} folder; refused")
     if not real.is_file():
-        raise ImageRefused(f"the image file images/{name} is not a file")
+        raise ImageRefused(f"the image file {name} is not a file")
     return real
 
 
@@ -60,7 +61,7 @@ def _decode(data: bytes, name: str, thumbnail: bool) -> tuple[bytes | None, str]
             image.convert("RGB").save(buffer, format="JPEG", quality=85)
             return buffer.getvalue(), "image/jpeg"
     except Exception as error:  # Pillow raises many types for bad files (and a bomb error): all mean "not an image"
-        raise ImageRefused(f"the image file images/{name} is not a readable image ({type(error).__name__})") from None
+        raise ImageRefused(f"the image file {name} is not a readable image ({type(error).__name__})") from None
 
 
 class _Verdicts:
@@ -93,12 +94,12 @@ _verdicts = _Verdicts()
 def image_bytes(image_file: str, images_folder: Path, thumbnail: bool) -> tuple[bytes, str]:
     """The bytes and content type to send for an artwork's image file; raises ImageRefused."""
     real = resolve_image(image_file, images_folder)
-    name = Path(image_file).name
+    name = f"{Path(images_folder).name}/{Path(image_file).name}"
     try:
         # No link followed at the last step (one swapped in after the check); the bytes sent are the bytes read.
         with os.fdopen(os.open(real, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
             stat = os.fstat(handle.fileno())
             data = handle.read()
     except OSError:
-        raise ImageRefused(f"the image file images/{name} is missing") from None
+        raise ImageRefused(f"the image file {name} is missing") from None
     return _verdicts.get((str(real), stat.st_mtime_ns, stat.st_size, thumbnail), data, name)

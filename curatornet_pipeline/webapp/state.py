@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,10 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from curatornet_pipeline.core.feedback import LIKES_FILE, LIKES_HEADER, read_feedback
+from curatornet_pipeline.core.diversity import cap_per_artist, closest_in_profile
+from curatornet_pipeline.core.feedback import LIKES_FILE, LIKES_HEADER, UNLIKES_FILE, read_feedback, standing
 from curatornet_pipeline.core.recommend import Recommender
 from curatornet_pipeline.core.training import model_from_bytes
 from curatornet_pipeline.snapshot import Snapshot, load_snapshot
+from curatornet_pipeline.webapp.shop import entry
 
 log = logging.getLogger("curatornet.webapp")
 
@@ -39,6 +42,8 @@ class Served:
     snapshot: Snapshot
     recommender: Recommender
     artworks: pd.DataFrame  # indexed by artwork_id
+    entries: dict[str, dict]  # artwork_id -> what a customer reads about it (shop.entry, without the shop link)
+    positions: dict[str, int]  # artwork_id -> its row in the catalogue and in snapshot.item_vectors
     available_ids: list[str]
     recommendations: dict[str, pd.DataFrame]
     similar: dict[str, pd.DataFrame]
@@ -64,6 +69,8 @@ class Served:
             snapshot=snapshot,
             recommender=recommender,
             artworks=catalogue.set_index("artwork_id", drop=False),
+            entries={row["artwork_id"]: entry(row) for row in catalogue.to_dict("records")},
+            positions={a: i for i, a in enumerate(catalogue["artwork_id"])},
             available_ids=catalogue.loc[catalogue["available"], "artwork_id"].tolist(),
             recommendations=dict(tuple(snapshot.user_recommendations.groupby("user_id", sort=False))),
             # Keyed by the artwork a page shows; rows name the similar artwork as artwork_id, like recommendations.
@@ -164,65 +171,98 @@ class LikeStore:
     def path(self) -> Path:
         return Path(self.folder) / LIKES_FILE
 
+    @property
+    def unlikes_path(self) -> Path:
+        return Path(self.folder) / UNLIKES_FILE
+
     def _read(self) -> None:
         likes: dict[str, list[str]] = {}
-        try:
-            feedback = read_feedback(self.path)
-        except OSError as error:
-            self.unreadable = f"{LIKES_FILE} cannot be read ({error.strerror or type(error).__name__})"
-            log.warning("%s: likes are not recorded until it is fixed", self.unreadable)
-            return
-        for visitor_id, artwork_id in zip(feedback.rows["visitor_id"], feedback.rows["artwork_id"]):
+        readings = []
+        for path in (self.path, self.unlikes_path):
+            try:
+                readings.append(read_feedback(path))
+            except OSError as error:
+                self.unreadable = f"{path.name} cannot be read ({error.strerror or type(error).__name__})"
+                log.warning("%s: likes are not recorded until it is fixed", self.unreadable)
+                return
+        feedback, unlikes = readings
+        rows = standing(feedback.rows, unlikes.rows)
+        for visitor_id, artwork_id in zip(rows["visitor_id"], rows["artwork_id"]):
             liked = likes.setdefault(visitor_id, [])
             if artwork_id not in liked:
                 liked.append(artwork_id)
-        self.likes, self.n_set_aside = likes, len(feedback.set_aside)
-        self.unreadable = f"{LIKES_FILE}: {feedback.unreadable}" if feedback.unreadable else None
-        if feedback.set_aside:
-            log.warning("%s: %d line(s) set aside, e.g. line %d: %s", LIKES_FILE, len(feedback.set_aside),
-                        feedback.set_aside[0]["line"], feedback.set_aside[0]["reason"])
+        self.likes = likes
+        self.n_set_aside = len(feedback.set_aside) + len(unlikes.set_aside)
+        bad = [f"{f.path.name}: {f.unreadable}" for f in readings if f.unreadable]
+        self.unreadable = "; ".join(bad) or None
+        for reading in readings:
+            if reading.set_aside:
+                log.warning("%s: %d line(s) set aside, e.g. line %d: %s", reading.path.name, len(reading.set_aside),
+                            reading.set_aside[0]["line"], reading.set_aside[0]["reason"])
 
     def of(self, visitor_id: str) -> list[str]:
         return list(self.likes.get(visitor_id, []))
 
+    def _writable(self) -> None:
+        if self.unreadable:
+            self._read()  # fixed since? then go on without a restart
+            if self.unreadable:
+                raise LikesUnavailable(self.unreadable)
+
     def add(self, visitor_id: str, artwork_id: str) -> bool:
         """Record a like (once per visitor and artwork); True when it is new. Raises LikesUnavailable."""
         with self._lock:
-            if self.unreadable:
-                self._read()  # fixed since? then go on without a restart
-                if self.unreadable:
-                    raise LikesUnavailable(self.unreadable)
+            self._writable()
             if artwork_id in self.likes.get(visitor_id, []):
                 return False
-            self._append(visitor_id, artwork_id)
+            self._append(self.path, visitor_id, artwork_id)
             self.likes.setdefault(visitor_id, []).append(artwork_id)
             return True
 
-    def _append(self, visitor_id: str, artwork_id: str) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+    def remove(self, visitor_id: str, artwork_id: str) -> bool:
+        """Take a like back (a line in unlikes.csv); True when there was one. Raises LikesUnavailable."""
+        with self._lock:
+            self._writable()
+            if artwork_id not in self.likes.get(visitor_id, []):
+                return False
+            self._append(self.unlikes_path, visitor_id, artwork_id)
+            self.likes[visitor_id].remove(artwork_id)
+            return True
+
+    def _append(self, path: Path, visitor_id: str, artwork_id: str) -> None:
+        # Microseconds: a like, an unlike and a like again within one second must keep their order.
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         try:
-            with self.path.open("a+b") as handle:  # read too: the last byte is checked
-                size = os.fstat(handle.fileno()).st_size
-                if size == 0:
-                    writer.writerow(LIKES_HEADER)
-                elif _last_byte(handle.fileno(), size) != b"\n":
-                    text.write("\n")  # a hand edit left the last line open: never glue a like onto it
-                writer.writerow([visitor_id, artwork_id, stamp])
-                try:
-                    handle.write(text.getvalue().encode("utf-8"))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                except OSError:
-                    _truncate(handle.fileno(), size)  # no half line left behind for the next append
-                    raise
-            if size == 0:
-                _fsync_folder(self.path.parent)  # a new file's name must survive a crash too
+            append_line(path, LIKES_HEADER, [visitor_id, artwork_id, stamp])
         except OSError as error:
             reason = error.strerror or type(error).__name__
-            log.error("a like could not be written to %s (%s); nothing was recorded", LIKES_FILE, reason)
+            log.error("a like could not be written to %s (%s); nothing was recorded", path.name, reason)
             raise LikesUnavailable(f"likes cannot be saved right now ({reason})") from None
+
+
+def append_line(path: Path, header: tuple[str, ...], fields: list[str]) -> None:
+    """Append one CSV line to ``path`` (the header first in a new file), flushed and fsynced; raises OSError.
+
+    A failed write is cut back off, so no half line is left for the next append.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    with path.open("a+b") as handle:  # read too: the last byte is checked
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            writer.writerow(header)
+        elif _last_byte(handle.fileno(), size) != b"\n":
+            text.write("\n")  # a hand edit left the last line open: never glue a line onto it
+        writer.writerow(fields)
+        try:
+            handle.write(text.getvalue().encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError:
+            _truncate(handle.fileno(), size)
+            raise
+    if size == 0:
+        _fsync_folder(path.parent)  # a new file's name must survive a crash too
 
 
 def _last_byte(fd: int, size: int) -> bytes:
@@ -244,9 +284,36 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def scores_to_list(frame: pd.DataFrame, artworks: pd.DataFrame) -> list[dict]:
-    """Recommendation rows as plain dicts for templates and JSON."""
-    return [
-        {"artwork_id": a, "artist_id": str(artworks.at[a, "artist_id"]), "score": round(float(s), 4)}
-        for a, s in zip(frame["artwork_id"], frame["score"].astype(np.float64))
+def profile_of(history: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """A served history (``artwork_id, kind``) as (artwork id, "liked"/"bought") pairs, oldest first."""
+    if history is None:
+        return []
+    return [(a, "liked" if kind == "like" else "bought") for a, kind in zip(history["artwork_id"], history["kind"])]
+
+
+def present(
+    frame: pd.DataFrame, served: Served, k: int, cap: int = 0, profile: Sequence[tuple[str, str]] = ()
+) -> list[dict]:
+    """Ranked rows (``artwork_id, score``) as the list a customer sees: at most ``cap`` works per artist (0: no
+    cap), ``k`` at most, each the customer's entry plus artist id, score and, given a ``profile`` of (artwork id,
+    "liked"/"bought"), the reason: the profile work it is most similar to."""
+    ids = frame["artwork_id"].tolist()
+    artists = [str(served.artworks.at[a, "artist_id"]) for a in ids]
+    keep = cap_per_artist(artists, cap, k)
+    scores = frame["score"].to_numpy(np.float64)
+    rows = [
+        {**served.entries[ids[i]], "artist_id": artists[i], "score": round(float(scores[i]), 4), "reason": None}
+        for i in keep
     ]
+    profile = [(a, verb) for a, verb in profile if a in served.positions]
+    if rows and profile:
+        closest = closest_in_profile(
+            served.snapshot.item_vectors,
+            np.array([served.positions[r["artwork_id"]] for r in rows], dtype=np.int64),
+            np.array([served.positions[a] for a, _ in profile], dtype=np.int64),
+        )
+        for row, j in zip(rows, closest):
+            because, verb = profile[int(j)]
+            title = served.entries[because]["title"]
+            row["reason"] = {"artwork_id": because, "title": title, "text": f"Because you {verb} {title}"}
+    return rows

@@ -281,7 +281,9 @@ def test_health_says_ok_and_what_is_served_without_any_path(server):
     status, body = server.health()
     snapshot = load_snapshot(server.snapshot)
     assert status == 200 and body["status"] == "ok" and "reason" not in body
-    assert body["run_id"] == str(snapshot.info["run_id"]) and body["model_id"] == str(snapshot.info["model_id"])
+    assert body["run_id"] == str(snapshot.info["run_id"]) and "model_id" not in body  # not for customers
+    status, _, text = server.client().request("/healthz", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert json.loads(text)["model_id"] == str(snapshot.info["model_id"])  # operators see which model serves
     text = json.dumps(body)
     assert str(server.data_dir) not in text and "source_folder" not in text and "/" not in text.replace("\\/", "")
 
@@ -290,27 +292,30 @@ def test_health_says_ok_and_what_is_served_without_any_path(server):
 
 
 def test_images_are_served_only_from_the_gallery_and_only_as_images(server, tmp_path):
+    # The file the app serves for an artwork: the gallery's display/ image (the demo has one per artwork).
     table = catalogue(server.data_dir).set_index("artwork_id")
+    served = table["display_file"]
+    assert served.notna().all()
     ids = _available(server.data_dir)
     outside = tmp_path / "secret.txt"
     outside.write_text("not an image, and not the gallery's\n")
-    outside_png = tmp_path / "outside.png"
-    shutil.copy(table.loc[ids[8], "image_file"], outside_png)
+    outside_jpg = tmp_path / "outside.jpg"
+    shutil.copy(served[ids[8]], outside_jpg)
     client = server.client()
     status, headers, body = client.request(f"/images/{ids[5]}?size=full")
-    assert status == 200 and headers["content-type"] == "image/png" and body.startswith(b"\x89PNG")
-    changed = {ids[5]: "link out", ids[6]: "link out png", ids[7]: "missing", ids[8]: "text"}
+    assert status == 200 and headers["content-type"] == "image/jpeg" and body == Path(served[ids[5]]).read_bytes()
+    changed = {ids[5]: "link out", ids[6]: "link out jpg", ids[7]: "missing", ids[8]: "text"}
     backups = {a: tmp_path / f"{a}.bak" for a in changed}
     for artwork_id in changed:
-        shutil.copy(table.loc[artwork_id, "image_file"], backups[artwork_id])
+        shutil.copy(served[artwork_id], backups[artwork_id])
     try:
         for artwork_id, how in changed.items():
-            path = Path(table.loc[artwork_id, "image_file"])
+            path = Path(served[artwork_id])
             path.unlink()
             if how == "link out":
                 path.symlink_to(outside)
-            elif how == "link out png":
-                path.symlink_to(outside_png)  # a real image, but not the gallery's: refused all the same
+            elif how == "link out jpg":
+                path.symlink_to(outside_jpg)  # a real image, but not the gallery's: refused all the same
             elif how == "text":
                 path.write_text("<script>alert(1)</script>")
         for artwork_id, how in changed.items():
@@ -318,13 +323,13 @@ def test_images_are_served_only_from_the_gallery_and_only_as_images(server, tmp_
                 status, headers, body = client.request(f"/images/{artwork_id}?size={size}")
                 error = json.loads(body)["error"]
                 assert status == 404, (how, status, body)
-                assert Path(table.loc[artwork_id, "image_file"]).name in error and str(tmp_path) not in error
+                assert f"display/{Path(served[artwork_id]).name}" in error and str(tmp_path) not in error
                 if how.startswith("link out"):
-                    assert "outside the gallery's images folder" in error
+                    assert "outside the gallery's display folder" in error
         assert client.request(f"/artworks/{ids[5]}")[0] == 200  # the page itself still works
     finally:
         for artwork_id, backup in backups.items():
-            path = Path(table.loc[artwork_id, "image_file"])
+            path = Path(served[artwork_id])
             path.unlink(missing_ok=True)
             shutil.copy(backup, path)
 

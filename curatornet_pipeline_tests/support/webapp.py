@@ -10,12 +10,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
+
+from curatornet_pipeline.core.diversity import cap_per_artist
 
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.runner import refresh_serving
@@ -24,6 +29,7 @@ from curatornet_pipeline_tests.support.processes import free_port
 from curatornet_pipeline_tests.support.tiny import tiny_resources
 
 REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
 GALLERY = "demo_gallery_tiny_seed7"
 
 
@@ -77,12 +83,15 @@ class Client:
         except urllib.error.HTTPError as error:
             return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
-    def like(self, artwork_id: str) -> dict:
+    def like(self, artwork_id: str, action: str = "like") -> dict:
         if not len(self.jar):
             self.request("/")  # as in a browser, the like button is on a page, which gives the visitor cookie
-        status, _, body = self.request(f"/artworks/{artwork_id}/like", "POST", "application/json")
+        status, _, body = self.request(f"/artworks/{artwork_id}/{action}", "POST", "application/json")
         assert status == 200, body
         return json.loads(body)
+
+    def unlike(self, artwork_id: str) -> dict:
+        return self.like(artwork_id, "unlike")
 
 
 def start_server(data_dir: Path, *, wait_for_ok: bool = True, **env: str) -> Server:
@@ -134,12 +143,41 @@ def moved_copy(prepared: Path, target: Path) -> Path:
     shutil.copytree(prepared, target)
     with duckdb.connect(str(snapshot_path(target / "curatornet.duckdb"))) as con:
         con.execute("UPDATE info SET source_folder = ?", [str(target / GALLERY)])
-        con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
+        con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?), "
+                    "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
     with duckdb.connect(str(target / "curatornet.duckdb")) as con:  # what tests read the catalogue from
-        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
+        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?), "
+                    "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
     return target
 
 
 def catalogue(data_dir: Path):
     with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
         return con.execute("SELECT * FROM serving.catalogue ORDER BY artwork_idx").df()
+
+
+def capped_similar(data_dir: Path, artwork_id: str, k: int, cap: int = 2) -> list[str]:
+    """The stored "more like this" ranking of ``artwork_id`` as the app serves it: at most ``cap`` per artist."""
+    artist = dict(zip(catalogue(data_dir)["artwork_id"], catalogue(data_dir)["artist_id"]))
+    with duckdb.connect(str(data_dir / "curatornet.duckdb"), read_only=True) as con:
+        ranked = con.execute(
+            "SELECT similar_artwork_id FROM serving.similar_artworks WHERE artwork_id = ? ORDER BY rank", [artwork_id]
+        ).df()["similar_artwork_id"].tolist()
+    return [ranked[i] for i in cap_per_artist([artist[a] for a in ranked], cap, k)]
+
+
+@contextmanager
+def chromium(tmp_path: Path) -> Iterator[tuple[object, Path]]:
+    """Playwright driving Debian's Chromium (.ci/run installs it; the test is skipped without it), and the folder
+    for screenshots (CURATORNET_SCREENSHOT_DIR, else ``tmp_path``)."""
+    if not CHROMIUM.exists():
+        pytest.skip("the browser test needs Debian's Chromium: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("CURATORNET_SCREENSHOT_DIR", tmp_path))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield browser, shots
+        finally:
+            browser.close()

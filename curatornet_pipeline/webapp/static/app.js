@@ -1,18 +1,41 @@
-// Likes without a page reload: POST the like, then redraw "For you" from the JSON the server returns.
+// Likes and unlikes without a page reload: POST the form, then redraw "For you" and every heart from the JSON
+// the server returns. Without JavaScript the same forms post and come back to the page.
 (function () {
+  var HEART = "\u2665", OPEN_HEART = "\u2661";
+
+  function setButton(form, artworkId, isLiked) {
+    var button = form.querySelector("button");
+    var big = button.classList.contains("big");
+    form.action = "/artworks/" + encodeURIComponent(artworkId) + (isLiked ? "/unlike" : "/like");
+    button.classList.toggle("liked", isLiked);
+    button.setAttribute("aria-pressed", isLiked ? "true" : "false");
+    button.setAttribute("aria-label", (isLiked ? "unlike " : "like ") + artworkId);
+    button.textContent = isLiked ? HEART + (big ? " liked" : "") : OPEN_HEART + (big ? " like" : "");
+  }
+
   function card(rec, liked) {
-    var isLiked = liked.indexOf(rec.artwork_id) >= 0;
     var id = encodeURIComponent(rec.artwork_id);
     var figure = document.createElement("figure");
     figure.className = "card";
     figure.dataset.artwork = rec.artwork_id;
     figure.innerHTML =
       '<a href="/artworks/' + id + '"><img src="/images/' + id + '" alt=""></a>' +
-      '<figcaption><span class="artist"></span>' +
-      '<form class="like-form" method="post" action="/artworks/' + id + '/like">' +
-      '<button type="submit" class="like' + (isLiked ? " liked" : "") + '">' + (isLiked ? "\u2665" : "\u2661") + "</button></form></figcaption>";
-    figure.querySelector(".artist").textContent = rec.artist_id;
-    figure.querySelector("img").alt = "artwork " + rec.artwork_id;
+      '<figcaption><div class="caption"><a class="title" href="/artworks/' + id + '"></a>' +
+      '<span class="artist"></span><span class="price"></span><a class="reason"></a></div>' +
+      '<form class="like-form" method="post"><button type="submit" class="like"></button></form></figcaption>';
+    // Text from the catalogue goes in as text, never as markup.
+    figure.querySelector(".title").textContent = rec.title;
+    figure.querySelector(".artist").textContent = rec.artist || "";
+    figure.querySelector(".price").textContent = rec.price || "";
+    var reason = figure.querySelector(".reason");
+    if (rec.reason) {
+      reason.textContent = rec.reason.text;
+      reason.href = "/artworks/" + encodeURIComponent(rec.reason.artwork_id);
+    } else {
+      reason.remove();
+    }
+    figure.querySelector("img").alt = rec.title;
+    setButton(figure.querySelector("form"), rec.artwork_id, liked.indexOf(rec.artwork_id) >= 0);
     return figure;
   }
 
@@ -21,19 +44,29 @@
     if (box) { box.textContent = text; box.hidden = !text; }
   }
 
+  function countLikes(n) {
+    var link = document.querySelector('.bar a[href="/me"]');
+    if (!link) return;
+    var badge = link.querySelector(".n-liked");
+    if (!badge && n) { badge = document.createElement("span"); badge.className = "n-liked"; link.append(" ", badge); }
+    if (badge) { badge.textContent = n; badge.hidden = !n; }
+  }
+
   function render(data) {
+    countLikes(data.liked.length);
     var grid = document.getElementById("for-you-grid");
     if (grid) {
       grid.replaceChildren.apply(grid, data.for_you.map(function (rec) { return card(rec, data.liked); }));
       var hint = document.getElementById("for-you-hint");
       var n = data.liked.length;
-      hint.textContent = "Live from your " + n + " like" + (n === 1 ? "" : "s") +
-        ": CuratorNet builds your taste from the artworks you like, no account needed.";
+      hint.textContent = n ? "Live from your " + n + " like" + (n === 1 ? "" : "s") +
+        ": CuratorNet builds your taste from the artworks you like, no account needed."
+        : "Like a few artworks below and recommendations appear here at once.";
     }
-    data.liked.forEach(function (id) {
-      document.querySelectorAll('.card[data-artwork="' + CSS.escape(id) + '"] .like').forEach(function (b) {
-        b.classList.add("liked"); b.textContent = "\u2665";
-      });
+    document.querySelectorAll(".like-form").forEach(function (form) {
+      var card = form.closest("[data-artwork]"), page = form.closest("[data-artwork-page]");
+      var id = card ? card.dataset.artwork : page && page.dataset.artworkPage;
+      if (id) setButton(form, id, data.liked.indexOf(id) >= 0);
     });
   }
 
@@ -41,7 +74,6 @@
     var form = event.target;
     if (!form.classList.contains("like-form")) return;
     event.preventDefault();
-    var button = form.querySelector("button");
     fetch(form.action, { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) {
         if (r.ok) return r.json();
@@ -52,7 +84,6 @@
       .then(function (data) {
         if (!data) return;
         notice("");
-        if (button.classList.contains("big")) { button.classList.add("liked"); button.textContent = "\u2665 liked"; }
         render(data);
       });
   });

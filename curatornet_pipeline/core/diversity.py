@@ -1,0 +1,47 @@
+"""What makes a served list readable: at most N works per artist, and a reason for each recommendation.
+
+Per-artist cap. A visual model ranks an artist's works close together (they share a style), so a raw top-k is
+often a few artists' series. ``cap_per_artist`` walks a ranked list and keeps at most ``cap`` works of one
+artist, in rank order, until ``k`` are kept; ``cap`` 0 keeps the ranking as it is. When the ranking runs out
+first, the list is shorter: a cap never brings back a work the model ranked out.
+
+Reasons. For a recommended work, the profile work it is most similar to, by cosine similarity of the model's
+item vectors ("because you liked ..."): the item tower's space is the one the ranking was made in.
+
+Shapes: N catalogue artworks, D item-vector width, R recommendations, P profile artworks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def cap_per_artist(artists: Sequence[str], cap: int, k: int) -> list[int]:
+    """Positions (in rank order) of the first ``k`` entries of a ranked list whose ``artists`` keep at most ``cap``
+    works each (cap 0: no cap)."""
+    if cap < 0:
+        raise ValueError(f"the per-artist cap must be 0 (off) or more, got {cap}")
+    kept: list[int] = []
+    counts: dict[str, int] = {}
+    for position, artist in enumerate(artists):
+        if len(kept) == k:
+            break
+        if cap and counts.get(artist, 0) >= cap:
+            continue
+        counts[artist] = counts.get(artist, 0) + 1
+        kept.append(position)
+    return kept
+
+
+def closest_in_profile(item_vectors: np.ndarray, recommended: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """For each recommended row, the position in ``profile`` of the most similar profile artwork (cosine).
+
+    item_vectors: [N, D]; recommended: [R] row indices; profile: [P] row indices (P >= 1). Returns [R] ints.
+    """
+    if len(profile) == 0:
+        raise ValueError("a reason needs at least one profile artwork")
+    vectors = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)  # [N, D]
+    similarity = vectors[recommended] @ vectors[profile].T  # [R, P]
+    return np.argmax(similarity, axis=1) if len(recommended) else np.zeros(0, np.int64)  # [R]
