@@ -25,6 +25,18 @@ from curatornet_pipeline import settings
 CELERY_QUEUE_TAG = "dagster-celery/queue"
 
 
+# Celery settings of the launching side; deploy/celery/celery.yaml gives the workers the same ones.
+CELERY_SETTINGS = {
+    # Steps without a queue tag go to "cpu"; workers name the queues they take (-q cpu / -q gpu).
+    "task_default_queue": settings.CPU_QUEUE,
+    # A step is acknowledged when it ends, and handed to another worker process when the one running it dies
+    # (kill -9, out of memory): dagster-celery waits forever for a task that was taken and lost. A step's
+    # writes are atomic, so running it again is safe.
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+}
+
+
 def accelerated_step_tags() -> dict[str, str]:
     """Op tags of the steps that want an accelerator (embedding, training): their celery queue, when set."""
     queue = settings.gpu_queue()
@@ -48,8 +60,7 @@ def configured_executor() -> dg.ExecutorDefinition:
             {
                 "broker": broker,
                 "backend": broker,
-                # Steps without a queue tag go to "cpu"; workers name the queues they take (-q cpu / -q gpu).
-                "config_source": {"task_default_queue": settings.CPU_QUEUE},
+                "config_source": CELERY_SETTINGS,
             }
         )
     return dg.in_process_executor
