@@ -1,0 +1,89 @@
+"""DuckDB views over the published Parquet files: in a step's in-memory connection and in the catalog file.
+
+Every table of the manifest becomes a view ``schema.table`` that reads its current files (one per partition)
+and casts each column to the type it was written with, so ``DESCRIBE`` shows the declared schema and SQL
+written for tables (``SELECT ... FROM features.resnet50_embeddings``) works unchanged. The records kept with
+each slot (the lineage) become one small table, ``record_table``.
+
+The catalog file (``curatornet.duckdb``) is what users open. It is rebuilt whole from a manifest into a
+temporary file and renamed over the old one, so it needs no DuckDB write lock: a user who has it open keeps
+reading the previous one (whose data files are kept, see ``data_root``), and a damaged or missing catalog is
+rebuilt from the manifest by :func:`write_catalog`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from curatornet_pipeline.store.data_root import DataRoot, Manifest
+from curatornet_pipeline.store.parquet import projection, sql_literal
+
+RECORD_COLUMNS = ("table_name", "partition_key", "record")
+
+
+def view_sql(root: DataRoot, manifest: Manifest, table: str) -> str:
+    state = manifest.tables[table]
+    files = ", ".join(sql_literal(p) for p in manifest.files(root.path, table))
+    casts = dict(state.columns)
+    return f"SELECT {projection([c for c, _ in state.columns], casts)} FROM read_parquet([{files}])"
+
+
+def records_frame(manifest: Manifest) -> pd.DataFrame:
+    """One row per (table, partition) with its record as JSON text."""
+    rows = [
+        (table, key, json.dumps(dict(slot.record), sort_keys=True))
+        for table, state in sorted(manifest.tables.items())
+        for key, slot in sorted(state.partitions.items())
+    ]
+    return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+
+
+def attach_views(
+    con: duckdb.DuckDBPyConnection, root: DataRoot, manifest: Manifest, record_table: str | None = None
+) -> None:
+    """Create (or re-point) one view per published table, and ``record_table`` from the slots' records."""
+    for table in sorted(manifest.tables):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS {view_sql(root, manifest, table)}")
+    if record_table:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {record_table.split('.')[0]}")
+        frame = records_frame(manifest)
+        con.register("slot_records", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {record_table} AS SELECT * FROM slot_records")
+        con.unregister("slot_records")
+
+
+def connect(root: DataRoot, record_table: str | None = None) -> tuple[duckdb.DuckDBPyConnection, Manifest]:
+    """An in-memory connection whose views show the state published now (fixed for the connection's life)."""
+    manifest = root.read_manifest()
+    con = duckdb.connect(":memory:")
+    try:
+        attach_views(con, root, manifest, record_table)
+    except BaseException:
+        con.close()
+        raise
+    return con, manifest
+
+
+def write_catalog(root: DataRoot, manifest: Manifest, target: Path, record_table: str | None = None) -> None:
+    """Build the catalog file of ``manifest`` under a temporary name and rename it over ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Next to the target, not under the data root: a rename only stays atomic within one file system.
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        with duckdb.connect(str(temporary)) as con:
+            attach_views(con, root, manifest, record_table)
+            con.execute("CHECKPOINT")
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
