@@ -58,11 +58,13 @@ def write_query(con: duckdb.DuckDBPyConnection, select: str, target: Path, param
 
 
 def arrow_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pa.Table:
-    # A relation, not execute(): Arrow output of a DB-API result costs an extra copy of the rows.
-    relation = con.sql(sql, params=params or None)
-    # DuckDB 2 names it to_arrow_table; 1.x arrow.
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()
+    # A relation, not execute(): Arrow output of a DB-API result costs an extra copy of the rows. On a cursor
+    # (same database), because a relation is refused while the connection has an unread execute() result.
+    with con.cursor() as cursor:
+        relation = cursor.sql(sql, params=params or None)
+        # DuckDB 2 names it to_arrow_table; 1.x arrow.
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        return fetch()
 
 
 def vectors_from_arrow(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -86,8 +88,20 @@ def vectors_from_arrow(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
             raise ValueError(f"vectors of different lengths ({int(lengths.min())} to {int(lengths.max())})")
     else:
         raise TypeError(f"not a list column: {column.type}")
-    values = flat.to_numpy(zero_copy_only=False)
-    return values.astype(np.float32, copy=False).reshape(rows, width)
+    # One copy of the float buffer (Arrow's memory is read-only; callers normalise in place).
+    return np.array(flat.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, width)
+
+
+def ragged_from_arrow(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (offsets int64 [rows + 1], values int32 [total]): CSR form, without per-row objects."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.null_count:
+        raise ValueError(f"{array.null_count} of {len(array)} lists are missing (NULL)")
+    if len(array) == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    offsets = np.asarray(array.offsets, dtype=np.int64)
+    values = np.array(array.flatten().to_numpy(zero_copy_only=False), dtype=np.int32)
+    return offsets - offsets[0], values
 
 
 def read_vectors(con: duckdb.DuckDBPyConnection, sql: str, column: str, params: list | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -34,16 +35,21 @@ def publish_frames(
     writes: Sequence[FrameWrite],
     annotate: Callable[[Manifest, SlotWrite], Mapping] | None = None,
     after: Callable[[Manifest], None] | None = None,
+    describe: Callable[[FrameWrite, Path], Mapping] | None = None,
 ) -> Manifest:
-    """Stage every frame as a Parquet file, then publish them together (see ``DataRoot.publish``)."""
+    """Stage every frame as a Parquet file, then publish them together (see ``DataRoot.publish``).
+
+    ``describe(write, staged_file)`` adds to a write's record what is read off its staged file (a fingerprint).
+    """
     staged: list[SlotWrite] = []
     try:
         for write in writes:
             temporary = root.temporary_file()
             staged.append(SlotWrite(write.table, write.partition, temporary, (), write.record))
             columns = write_frame(con, write.frame, write.casts, temporary)
+            record = {**write.record, **(describe(write, temporary) if describe else {})}
             staged[-1] = SlotWrite(
-                write.table, write.partition, temporary, columns, write.record, replaces_all=write.partition == WHOLE
+                write.table, write.partition, temporary, columns, record, replaces_all=write.partition == WHOLE
             )
         return root.publish(staged, annotate=annotate, after=after)
     except BaseException:

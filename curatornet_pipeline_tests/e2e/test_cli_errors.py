@@ -25,6 +25,7 @@ from curatornet_pipeline_tests.e2e.test_readers_and_bad_files import hold_write_
 from curatornet_pipeline_tests.support.damage import overwrite_blocks_of
 from curatornet_pipeline_tests.support.processes import VENV_BIN, make_dagster_home, pipeline_env
 from curatornet_pipeline_tests.support.tiny import TINY_OPS_CONFIG
+from curatornet_pipeline_tests.support.datastore import copy_database
 
 
 class Workspace:
@@ -34,7 +35,7 @@ class Workspace:
         self.data_dir = root / "data"
         self.data_dir.mkdir()
         self.database = self.data_dir / "curatornet.duckdb"
-        shutil.copy(materialized.database, self.database)
+        copy_database(materialized.database, self.database)
         self.home = make_dagster_home(root / "home")
         self.config = root / "tiny.yaml"
         ops = {op: {"config": dict(entry["config"])} for op, entry in TINY_OPS_CONFIG.items()}

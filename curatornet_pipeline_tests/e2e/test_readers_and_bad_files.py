@@ -22,6 +22,7 @@ from curatornet_pipeline.duckdb_file import DatabaseFileError
 from curatornet_pipeline_tests.support.damage import overwrite_blocks_of
 from curatornet_pipeline_tests.support.processes import make_dagster_home
 from curatornet_pipeline_tests.support.tiny import TINY_OPS_CONFIG
+from curatornet_pipeline_tests.support.datastore import copy_database, edit_table
 
 HOLD_WRITE_LOCK = """
 import sys, time, duckdb
@@ -44,7 +45,7 @@ def hold_write_lock(database: Path, seconds: float) -> subprocess.Popen:
 @pytest.fixture
 def database_copy(materialized, tmp_path) -> Path:
     copy = tmp_path / "copy.duckdb"
-    shutil.copy(materialized.database, copy)
+    copy_database(materialized.database, copy)
     return copy
 
 
@@ -205,14 +206,19 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_a_tampered_model_blob_names_the_model_and_the_fix(database_copy, capsys):
-    with duckdb.connect(str(database_copy)) as con:
+    with duckdb.connect(str(database_copy), read_only=True) as con:
         model_id = con.execute(
             "SELECT model_id FROM model.curatornet_models WHERE variant = 'six_strategies' LIMIT 1"
         ).fetchone()[0]
-        # A pickle that references a class outside torch's weights-only allow-list, as a tampered blob would.
-        buffer = __import__("io").BytesIO()
-        torch.save({"format": "curatornet", "payload": argparse.Namespace(run="code")}, buffer)
-        con.execute("UPDATE model.curatornet_models SET weights = ? WHERE model_id = ?", [buffer.getvalue(), model_id])
+    # A pickle that references a class outside torch's weights-only allow-list, as a tampered blob would.
+    buffer = __import__("io").BytesIO()
+    torch.save({"format": "curatornet", "payload": argparse.Namespace(run="code")}, buffer)
+    edit_table(
+        database_copy,
+        "model.curatornet_models",
+        "UPDATE model.curatornet_models SET weights = ? WHERE model_id = ?",
+        params=[buffer.getvalue(), model_id],
+    )
     liked = some_artworks(database_copy, 2)
     code = main(["recommend", "--items", ",".join(liked), "--model-id", model_id, "--database", str(database_copy)])
     assert code == 2
@@ -241,7 +247,7 @@ def test_picture_uses_a_folder_source_and_says_when_images_are_missing(materiali
     monkeypatch.setenv("DAGSTER_HOME", str(make_dagster_home(tmp_path / "empty_home")))
     database = tmp_path / "alone" / "curatornet.duckdb"  # no demo gallery next to it
     database.parent.mkdir()
-    shutil.copy(materialized.database, database)
+    copy_database(materialized.database, database)
     source = tmp_path / "my_gallery"
     shutil.copytree(materialized.data_dir / "demo_gallery_tiny_seed7", source)
     monkeypatch.setenv("CURATORNET_SOURCE", str(source))
@@ -257,10 +263,10 @@ def test_picture_uses_a_folder_source_and_says_when_images_are_missing(materiali
 
 
 def test_artwork_ids_with_commas_via_repeated_item_flags_and_a_file(database_copy, tmp_path, capsys):
-    with duckdb.connect(str(database_copy)) as con:
+    with duckdb.connect(str(database_copy), read_only=True) as con:
         first = con.execute("SELECT artwork_id FROM model.item_embeddings ORDER BY artwork_idx LIMIT 1").fetchone()[0]
-        for table in ("model.item_embeddings", "serving.item_vectors"):  # the serving model reads the latter
-            con.execute(f"UPDATE {table} SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", [first])
+    for table in ("model.item_embeddings", "serving.item_vectors"):  # the serving model reads the latter
+        edit_table(database_copy, table, f"UPDATE {table} SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", params=[first])
     second = some_artworks(database_copy, 2)[1]
     base = ["recommend", "--k", "4", "--database", str(database_copy)]
 

@@ -1,6 +1,5 @@
 """The Parquet data layer: atomic group publish, kills leave nothing visible, cleanup, catalog, vectors."""
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ from curatornet_pipeline.store.data_root import DataRoot, ManifestError
 from curatornet_pipeline.store.parquet import read_vectors
 from curatornet_pipeline.store.writes import FrameWrite, publish_frames
 
-RECORDS = "meta.records"
+RECORDS = catalog.RecordTable("meta.records", (("t", "VARCHAR"), ("p", "VARCHAR"), ("run_id", "VARCHAR")))
 
 
 @pytest.fixture
@@ -165,8 +164,8 @@ def test_the_catalog_file_holds_views_and_records_and_is_replaced_under_an_open_
     user.close()
     with duckdb.connect(str(target), read_only=True) as again:
         assert _values(again, "s.a") == [2]
-        (table, key, record), = again.execute(f"SELECT * FROM {RECORDS}").fetchall()
-        assert (table, key, json.loads(record)) == ("s.a", "", {"run_id": "r2"})
+        (table, key, record), = again.execute(f"SELECT * FROM {RECORDS.name}").fetchall()
+        assert (table, key, record) == ("s.a", "", "r2")
         kinds = dict(again.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
         assert kinds["a"] == "VIEW"
 
