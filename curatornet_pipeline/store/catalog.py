@@ -99,7 +99,12 @@ def write_catalog(root: DataRoot, manifest: Manifest, target: Path, records: Rec
             con.execute("CHECKPOINT")
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
+        # A write-ahead log left by someone who opened the old catalog read-write does not match the new file
+        # (DuckDB then refuses to open it); the catalog is views rebuilt from the manifest, so nothing is lost.
+        wal = target.with_name(target.name + ".wal")
+        wal.unlink(missing_ok=True)
         os.replace(temporary, target)
+        wal.unlink(missing_ok=True)
     finally:
         temporary.unlink(missing_ok=True)
         temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)

@@ -41,8 +41,11 @@ class Location:
         return cls(catalog_file, DataRoot(data_root or catalog_file.with_name("tables")))
 
 
-def connect(location: Location) -> duckdb.DuckDBPyConnection:
-    """An in-memory connection over the tables published now; ``storage`` writes publish through it."""
+def connect(location: Location, rebuild_missing_catalog: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection over the tables published now; ``storage`` writes publish through it.
+
+    Readers pass ``rebuild_missing_catalog=False``: they write nothing, not even the catalog.
+    """
     location.root.path.mkdir(parents=True, exist_ok=True)
     manifest = location.root.read_manifest()
     con = duckdb.connect(":memory:")
@@ -53,7 +56,7 @@ def connect(location: Location) -> duckdb.DuckDBPyConnection:
     except BaseException:
         con.close()
         raise
-    if not location.catalog.exists():
+    if rebuild_missing_catalog and not location.catalog.exists():
         rebuild_catalog(location)
     return con
 
