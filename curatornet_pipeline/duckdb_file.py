@@ -225,10 +225,14 @@ def repair_catalog(path: Path) -> str | None:
     else:
         try:
             with duckdb.connect(str(where.catalog), read_only=True) as con:
-                con.execute("SELECT count(*) FROM duckdb_views()").fetchall()
+                views = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()
                 check_whole(con, where.catalog)
         except (duckdb.Error, DatabaseFileError) as error:
             problem = f"could not be opened ({_first_line(error)})"
+        else:
+            # A copied data folder brings a catalog whose views still read the files of the original.
+            if any(str(where.root.path) not in sql for (sql,) in views):
+                problem = "pointed at another data root (a copied folder?)"
     if problem is None:
         return None
     try:

@@ -24,7 +24,7 @@ def copy_database(source: Path, target: Path) -> Path:
     """Copy the catalog ``source`` and its data root to ``target`` (a catalog file path); returns ``target``."""
     source_location, target_location = session.Location.of(source), session.Location.of(target)
     shutil.copytree(source_location.root.path, target_location.root.path, dirs_exist_ok=True)
-    session.rebuild_catalog(target_location)
+    session.rebuild_catalog(target_location)  # its views must read the copy's files
     return target
 
 

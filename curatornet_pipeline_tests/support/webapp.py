@@ -22,6 +22,7 @@ from curatornet_pipeline.runner import refresh_serving
 from curatornet_pipeline.snapshot import snapshot_path
 from curatornet_pipeline_tests.support.processes import free_port
 from curatornet_pipeline_tests.support.tiny import tiny_resources
+from curatornet_pipeline_tests.support.datastore import edit_table
 
 REPO = Path(__file__).resolve().parents[2]
 GALLERY = "demo_gallery_tiny_seed7"
@@ -135,8 +136,12 @@ def moved_copy(prepared: Path, target: Path) -> Path:
     with duckdb.connect(str(snapshot_path(target / "curatornet.duckdb"))) as con:
         con.execute("UPDATE info SET source_folder = ?", [str(target / GALLERY)])
         con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
-    with duckdb.connect(str(target / "curatornet.duckdb")) as con:  # what tests read the catalogue from
-        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?)", [str(prepared), str(target)])
+    edit_table(  # what tests read the catalogue from
+        target / "curatornet.duckdb",
+        "serving.catalogue",
+        "UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?)",
+        params=[str(prepared), str(target)],
+    )
     return target
 
 
