@@ -2,7 +2,8 @@
 
 The table is shaped like ``triplets.training_triplets`` (integer columns plus a 64-bit hash); at the paper
 preset it holds ~10M rows, the largest write of a run. Both variants run side by side in one process on an
-data layer in a temporary folder (Parquet files + manifest); the best of ``--repeats`` is reported. Prints JSON, then a markdown table.
+data layer in a temporary folder (Parquet files + manifest); the best of ``--repeats`` is reported. Prints
+JSON, then a markdown table.
 
     python benchmarks/bench_lineage.py [--rows 10000000] [--repeats 3]
 """

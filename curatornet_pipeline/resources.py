@@ -1,4 +1,4 @@
-"""Dagster resources: the tables (Parquet files queried by DuckDB) and the gallery source (demo generator or a user's folder)."""
+"""Dagster resources: the tables (Parquet files queried by DuckDB) and the gallery source (demo or a user's folder)."""
 
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def replace_partitions(
 ) -> None:
     """Swap the rows of some partitions (``key_column IN key_values``) of several tables, in one publish.
 
-    Each partition is its own file; the table's other partitions stay as they are. ``key_column`` defaults to the registered tables' declared partition column.
+    Each partition is its own file; the table's other partitions stay as they are. ``key_column`` defaults to
+    the registered tables' declared partition column.
     """
     casts = casts or {}
     declared = {table.partition_column for table in frames if isinstance(table, Table)}

@@ -1,7 +1,6 @@
 """The `curatornet` command, run as a user runs it."""
 
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -73,7 +72,9 @@ def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
 
     database = tmp_path / "copy.duckdb"
     copy_database(materialized.database, database)
-    edit_table(database, "model.curatornet_models", "UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'")
+    edit_table(
+        database, "model.curatornet_models", "UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'"
+    )
     with pytest.raises(RuntimeError, match="re-materialize item_embeddings"):
         recommend_for_items(database, _some_artworks(database, 2), k=5)
 

@@ -1,5 +1,6 @@
-"""Readers while another process holds the catalog, damaged table files, a damaged catalog, foreign DuckDB files, a tampered model, missing images,
-artwork ids with commas: each gives an answer or one clear sentence, never a traceback."""
+"""Readers while another process holds the catalog, damaged table files, a damaged catalog, foreign DuckDB files,
+a tampered model, missing images, artwork ids with commas: each gives an answer or one clear sentence, never a
+traceback."""
 
 from __future__ import annotations
 
@@ -264,7 +265,9 @@ def test_artwork_ids_with_commas_via_repeated_item_flags_and_a_file(database_cop
     with duckdb.connect(str(database_copy), read_only=True) as con:
         first = con.execute("SELECT artwork_id FROM model.item_embeddings ORDER BY artwork_idx LIMIT 1").fetchone()[0]
     for table in ("model.item_embeddings", "serving.item_vectors"):  # the serving model reads the latter
-        edit_table(database_copy, table, f"UPDATE {table} SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", params=[first])
+        edit_table(
+            database_copy, table, f"UPDATE {table} SET artwork_id = 'Smith, J. (1990)' WHERE artwork_id = ?", params=[first]
+        )
     second = some_artworks(database_copy, 2)[1]
     base = ["recommend", "--k", "4", "--database", str(database_copy)]
 
