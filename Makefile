@@ -47,4 +47,4 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_make_run.py
 
 clean:
-	rm -rf data/curatornet.duckdb data/serving_snapshot.duckdb data/demo_gallery_* data/reports data/logs .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs
+	rm -rf data/curatornet.duckdb data/curatornet.duckdb.wal data/tables data/serving_snapshot.duckdb data/demo_gallery_* data/reports data/logs .dagster_home/storage .dagster_home/history .dagster_home/schedules .dagster_home/logs

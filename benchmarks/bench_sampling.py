@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -38,6 +37,7 @@ from curatornet_pipeline.core.sampling import (
 from curatornet_pipeline.core.split import last_basket_split, split_summary
 from curatornet_pipeline import tables
 from curatornet_pipeline.storage import read_triplet_set, replace_tables, triplet_frames
+from curatornet_pipeline.store import session
 
 
 def _peak_rss_mb() -> float:
@@ -114,8 +114,8 @@ def main() -> None:
         timings["check_rules_train_s"] = time.perf_counter() - t
 
     peak_rss_sampling = _peak_rss_mb()
-    # Round trip through DuckDB exactly as the training_triplets and curatornet_model assets do it.
-    with tempfile.TemporaryDirectory() as tmp, duckdb.connect(str(Path(tmp) / "bench.duckdb")) as con:
+    # Round trip through the data layer exactly as the training_triplets and curatornet_model assets do it.
+    with tempfile.TemporaryDirectory() as tmp, session.connect(session.Location.of(Path(tmp) / "bench.duckdb")) as con:
         t = time.perf_counter()
         train_rows, profiles = triplet_frames(train, triplet_hashes(train), split="train")
         valid_rows, _ = triplet_frames(validation, triplet_hashes(validation), split="validation")

@@ -178,7 +178,7 @@ def _error_text(info) -> str:
 
 def _run_failure(result, database: Path) -> CommandFailed:
     """One sentence and an exit status for a failed run, from its first failed step's chain of errors."""
-    from curatornet_pipeline.duckdb_file import damage_error, mentions_damage, mentions_lock_conflict
+    from curatornet_pipeline.duckdb_file import damage_error, find_damage, mentions_damage, mentions_lock_conflict
 
     run_id = result.run_id
     for event in result.all_events:
@@ -196,6 +196,9 @@ def _run_failure(result, database: Path) -> CommandFailed:
                 return CommandFailed(str(damage_error(database, _error_text(info))), BAD_INPUT_EXIT, run_id)
             if mentions_lock_conflict(info.message):
                 return CommandFailed(_locked_message(database, _error_text(info)), BAD_INPUT_EXIT, run_id)
+        damage = find_damage(database)  # a damaged Parquet page often fails with a message naming no file
+        if damage:
+            return CommandFailed(str(damage), BAD_INPUT_EXIT, run_id)
         cause = next((i for i in chain if not i.cls_name.startswith("Dagster")), chain[-1])
         return CommandFailed(
             f"step {event.step_key} failed with an internal error ({cause.cls_name}: {_error_text(cause)})",
@@ -401,13 +404,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Report runs whose process is gone, who holds the pool slots, and whether the DuckDB file is whole."""
+    """Report runs whose process is gone, who holds the pool slots, and whether the tables are whole.
+
+    A missing or damaged catalog file (views only) is rebuilt from the data layer.
+    """
     from curatornet_pipeline.duckdb_file import (
         DatabaseBusyError,
         DatabaseFileError,
         connect_for_reading,
         damage_error,
+        damaged_files,
         damaged_tables,
+        has_data_root,
+        repair_catalog,
     )
     from curatornet_pipeline.instance_health import release_dead_runs, slot_holders, unfinished_runs
 
@@ -436,20 +445,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if problems and not args.fix:
                 print("  -> `curatornet doctor --fix` marks dead runs failed and frees their slots")
     database = _database(args)
-    if not database.exists():
+    if has_data_root(database):
+        try:
+            repaired = repair_catalog(database)  # the catalog holds only views: rebuilt from the tables
+        except DatabaseFileError as error:
+            print(f"database: {error}")
+            return 1
+        if repaired:
+            print(f"database: {repaired}")
+    elif not database.exists():
         print(f"database: no DuckDB file at {database} yet (the first run creates it)")
         return 1 if problems else 0
     try:
-        with connect_for_reading(database, wait_seconds=0) as con:
-            damaged = damaged_tables(con)  # every row of every table, so overwritten blocks are found too
+        if has_data_root(database):  # every file of every table, so overwritten pages are found too
+            damaged = [(table, error, file) for table, file, error in damaged_files(database)]
+        else:
+            with connect_for_reading(database, wait_seconds=0) as con:
+                damaged = [(table, error, None) for table, error in damaged_tables(con)]
     except DatabaseBusyError as error:
         print(f"database: {error}")
     except DatabaseFileError as error:
         print(f"database: {error}")
         problems += 1
     else:
-        for table, error in damaged:
-            print(f"database: {damage_error(database, error, table)}")
+        for table, error, file in damaged:
+            print(f"database: {damage_error(database, error, table, file)}")
         if not damaged:
             print(f"database: {database} is whole (every table read to its last row)")
         problems += len(damaged)
@@ -490,6 +510,7 @@ def _expected_failure(error: BaseException, database: Path) -> str | None:
         DatabaseBusyError,
         DatabaseFileError,
         damage_error,
+        find_damage,
         is_damage,
         is_lock_conflict,
     )
@@ -499,6 +520,11 @@ def _expected_failure(error: BaseException, database: Path) -> str | None:
         return str(error)
     if is_lock_conflict(error):
         return _locked_message(database, str(error).splitlines()[0])
+    if isinstance(error, duckdb.Error):
+        # Names the table and file; a damaged Parquet page often fails with a message naming no file.
+        damage = find_damage(database)
+        if damage:
+            return str(damage)
     if is_damage(error):
         return str(damage_error(database, error))
     if isinstance(error, duckdb.CatalogException):

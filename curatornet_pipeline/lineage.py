@@ -5,9 +5,10 @@ them: new ingest tables next to old embeddings, models and metrics. Each step's 
 table is half-written, but the *set* is mixed. This module makes that visible instead of silently served:
 
 * Every write through ``storage.replace_tables`` / ``replace_partitions`` records, in the same
-  transaction, one row per (table, partition) in ``meta.table_lineage``: the Dagster run id, the time,
-  a fingerprint of the rows written, and the fingerprints that the table's inputs (``TABLE_INPUTS``)
-  had at that moment, i.e. the inputs it was computed from.
+  publish (the manifest of the data layer, see ``store``), one record per (table, partition): the Dagster
+  run id, the time, a fingerprint of the rows written, and the fingerprints that the table's inputs
+  (``TABLE_INPUTS``) had at that moment, i.e. the inputs it was computed from. Every connection shows the
+  records as the table ``meta.table_lineage``.
 * Readers (``curatornet metrics``, ``curatornet recommend``, the evaluation step) call
   :func:`require_consistent` with the tables they read. It walks the inputs upstream and refuses, in one
   sentence, when some table was computed from a version of an input that is no longer the stored one.
@@ -22,10 +23,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
 from curatornet_pipeline import tables
+from curatornet_pipeline.store.data_root import Manifest, SlotWrite
+from curatornet_pipeline.store.parquet import sql_literal
+from curatornet_pipeline.store.writes import FrameWrite
 
 LINEAGE_TABLE = tables.TABLE_LINEAGE.name
 UNPARTITIONED = ""
@@ -71,12 +77,6 @@ def _current_run_id() -> str:
         return ""
 
 
-def _ensure_lineage_table(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ", ".join(f"{c.name} {c.type}" for c in tables.TABLE_LINEAGE.columns)
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {tables.TABLE_LINEAGE.schema}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {LINEAGE_TABLE} ({columns})")
-
-
 def _lineage_rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, dict]]:
     """table -> partition -> its record, read from meta.table_lineage ({} when there is none)."""
     exists = con.execute(
@@ -109,50 +109,38 @@ def _table_fingerprint(partitions: Mapping[str, dict] | None) -> str | None:
     return hashlib.sha1(joined.encode()).hexdigest()
 
 
-def _row_fingerprints(
-    con: duckdb.DuckDBPyConnection, table: str, partition_column: str | None, partitions: Sequence[str]
-) -> dict[str, tuple[int, str]]:
-    """partition -> (rows, fingerprint of its rows); order-independent (a sum of row hashes)."""
-    if partition_column is None:
-        count, total = con.execute(f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {table} t").fetchone()
-        return {UNPARTITIONED: (int(count), f"{count}:{total}")}
-    placeholders = ", ".join("?" for _ in partitions)
-    found = {
-        key: (int(count), f"{count}:{total}")
-        for key, count, total in con.execute(
-            f'SELECT "{partition_column}", count(*), sum(hash(t)) FROM {table} t '
-            f'WHERE "{partition_column}" IN ({placeholders}) GROUP BY 1',
-            list(partitions),
-        ).fetchall()
-    }
-    return {p: found.get(p, (0, "0:0")) for p in partitions}
+def _file_fingerprint(file: Path) -> tuple[int, str]:
+    """(rows, fingerprint of the rows) of a staged Parquet file; order-independent (a sum of row hashes)."""
+    with duckdb.connect() as con:
+        count, total = con.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM read_parquet({sql_literal(file)}) t"
+        ).fetchone()
+    return int(count), f"{count}:{total}"
 
 
-def record_writes(
-    con: duckdb.DuckDBPyConnection,
-    tables: Iterable[str],
-    partition_column: str | None = None,
-    partitions: Sequence[str] = (),
-    external_inputs: Mapping[str, str] | None = None,
-) -> None:
-    """Record the tables (or the given partitions of them) just written, inside the caller's transaction.
+@dataclass(frozen=True)
+class LineageWrite:
+    """The lineage record of each table (partition) of one write, for ``store.session.publish``.
 
-    ``external_inputs`` names inputs outside DuckDB (the source files) with their fingerprints; they are
-    kept for the record and not checked by readers, who cannot see the files the run saw.
+    ``external_inputs`` names inputs outside the data layer (the source files) with their fingerprints; they
+    are kept for the record and not checked by readers, who cannot see the files the run saw.
     """
-    tables = list(tables)
-    _ensure_lineage_table(con)
-    records = _lineage_rows(con)
-    run_id = _current_run_id()
-    for table in tables:
-        for partition, (rows, fingerprint) in _row_fingerprints(con, table, partition_column, partitions).items():
-            inputs = {name: _table_fingerprint(records.get(name)) for name in table_inputs(table, partition)}
-            inputs.update({f"external:{k}": v for k, v in (external_inputs or {}).items()})
-            con.execute(f"DELETE FROM {LINEAGE_TABLE} WHERE table_name = ? AND partition_key = ?", [table, partition])
-            con.execute(
-                f"INSERT INTO {LINEAGE_TABLE} VALUES (?, ?, ?, now()::TIMESTAMP, ?, ?, ?)",
-                [table, partition, run_id, rows, fingerprint, json.dumps(inputs, sort_keys=True)],
-            )
+
+    external_inputs: Mapping[str, str] | None = None
+
+    def describe(self, write: FrameWrite, staged: Path) -> dict:
+        rows, fingerprint = _file_fingerprint(staged)
+        return {"row_count": rows, "fingerprint": fingerprint}
+
+    def annotate(self, current: Manifest, write: SlotWrite) -> dict:
+        """The run, the time, and the fingerprints the inputs have in the state this write is published over."""
+        records = {
+            table: {partition: dict(slot.record) for partition, slot in state.partitions.items()}
+            for table, state in current.tables.items()
+        }
+        inputs = {name: _table_fingerprint(records.get(name)) for name in table_inputs(write.table, write.partition)}
+        inputs.update({f"external:{k}": v for k, v in (self.external_inputs or {}).items()})
+        return {"run_id": _current_run_id(), "written_at": datetime.now().isoformat(sep=" "), "inputs": inputs}
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,7 @@ def require_consistent(con: duckdb.DuckDBPyConnection, targets: Sequence[str]) -
     records = _lineage_rows(con)
     if not records:
         raise StaleTablesError(
-            f"the DuckDB file has no lineage records ({LINEAGE_TABLE}), so which run wrote its tables is unknown; "
+            f"the data layer has no lineage records ({LINEAGE_TABLE}), so which run wrote its tables is unknown; "
             "rerun `curatornet materialize` to rebuild them together"
         )
     unrecorded = [t for t in _upstream_closure(targets) if t not in records]

@@ -17,6 +17,7 @@ from curatornet_pipeline.core.features import zscore_catalogue
 from curatornet_pipeline.core.sampling import RANDOM_BPR_STRATEGY, RANDOM_STRATEGY, STRATEGIES, SamplingInputs, Strategy
 from curatornet_pipeline.core.split import TRAIN
 from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.store.parquet import arrow_table, vectors_from_arrow
 from curatornet_pipeline.storage import read_frame, read_triplet_set, read_vectors, require_table
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -147,12 +148,12 @@ def _load_model_vectors(
         f"SELECT count(*) FROM {table} WHERE model_id = ? AND model_run_id IS DISTINCT FROM ?",
         [model_id, model_run_id],
     ).fetchone()[0]
-    rows = con.execute(f"SELECT {key}, vector FROM {table} WHERE model_id = ? ORDER BY {key}", [model_id]).fetchnumpy()
-    if stale or len(rows[key]) == 0:
+    rows = arrow_table(con, f"SELECT {key}, vector FROM {table} WHERE model_id = ? ORDER BY {key}", [model_id])
+    if stale or rows.num_rows == 0:
         raise RuntimeError(
             f"{table} does not hold vectors of the current weights of {model_id}: re-materialize item_embeddings"
         )
-    return rows[key], np.stack(rows["vector"]).astype(np.float32, copy=False)
+    return rows.column(key).to_numpy(), vectors_from_arrow(rows.column("vector"))
 
 
 def load_item_vectors(con: duckdb.DuckDBPyConnection, model_id: str, model_run_id: str) -> np.ndarray:

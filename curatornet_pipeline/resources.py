@@ -1,4 +1,4 @@
-"""Dagster resources: the DuckDB file and the gallery source (demo generator or a user's folder)."""
+"""Dagster resources: the tables (Parquet files queried by DuckDB) and the gallery source (demo or a user's folder)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dagster_duckdb import DuckDBResource
 from curatornet_pipeline import settings
 from curatornet_pipeline.core.catalogue import DETAILS_FILE
 from curatornet_pipeline.core.demo_gallery import DemoGalleryConfig, add_storefront_files, generate_demo_gallery
+from curatornet_pipeline.store import session
 
 DEMO_SCALES = ("paper", "small", "tiny")
 
@@ -82,18 +83,32 @@ class GallerySource(dg.ConfigurableResource):
 
 
 class CuratorDuckDB(DuckDBResource):
-    """DuckDBResource that creates the folder of the database file on first use."""
+    """The pipeline's tables: Parquet files under a data root, queried through DuckDB.
+
+    ``database`` is the catalog file users open (``curatornet.duckdb``: a view per table); ``data_root`` holds
+    the tables' files (default: ``tables/`` next to it). ``get_connection`` gives an in-memory DuckDB whose
+    ``schema.table`` names are views over the tables published when it opened; ``storage.replace_tables``
+    publishes through it (see ``curatornet_pipeline.store``).
+    """
+
+    data_root: str = ""
+
+    @property
+    def location(self) -> session.Location:
+        return session.Location.of(self.database, self.data_root or None)
 
     @contextmanager
     def get_connection(self) -> Iterator:
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
+        con = session.connect(self.location)
+        try:
             yield con
+        finally:
+            con.close()
 
 
 def default_resources() -> dict:
     return {
-        "duckdb": CuratorDuckDB(database=str(settings.duckdb_path())),
+        "duckdb": CuratorDuckDB(database=str(settings.duckdb_path()), data_root=str(settings.data_root())),
         "gallery": GallerySource(
             source=settings.source_setting(),
             data_dir=str(settings.data_dir()),

@@ -31,6 +31,18 @@ def duckdb_path() -> Path:
     return Path(explicit).resolve() if explicit else data_dir() / "curatornet.duckdb"
 
 
+DATA_ROOT_ENV = "CURATORNET_DATA_ROOT"
+
+
+def data_root() -> Path:
+    """Folder of the Parquet data layer (store/): every table's files and their manifest.
+
+    Default: ``tables/`` next to the DuckDB catalog file. On a cluster, a shared path every worker mounts.
+    """
+    explicit = os.environ.get(DATA_ROOT_ENV)
+    return Path(explicit).resolve() if explicit else duckdb_path().with_name("tables")
+
+
 def source_setting() -> str:
     return os.environ.get(SOURCE_ENV, "demo")
 

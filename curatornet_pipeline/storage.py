@@ -1,14 +1,15 @@
-"""DuckDB reads and writes used by the assets: atomic table replacement and array round trips.
+"""Reads and writes used by the assets: atomic table replacement over the Parquet data layer, array round trips.
 
-Every write happens inside one transaction, so a failed step never leaves a half-written table:
-either the new table (or partition) is there in full, or the previous one is untouched.
+A write stages Parquet files and publishes them together (``store``), so a failed step never leaves a
+half-written table: either every new table (or partition) of the write is there in full, or the previous
+ones are untouched. The connection is a data-layer connection (``store.session.connect``, which the
+``duckdb`` resource hands to every step): its ``schema.table`` names are views over the published files.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Union
 
 import duckdb
@@ -16,7 +17,10 @@ import numpy as np
 import pandas as pd
 
 from curatornet_pipeline.core.triplet_set import TripletSet
-from curatornet_pipeline.lineage import record_writes
+from curatornet_pipeline.lineage import LineageWrite
+from curatornet_pipeline.store import parquet, session
+from curatornet_pipeline.store.data_root import WHOLE
+from curatornet_pipeline.store.writes import FrameWrite
 from curatornet_pipeline.tables import VECTOR, Table
 
 _QUALIFIED_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -52,26 +56,6 @@ def _declared_casts(table: TableRef, frame: pd.DataFrame, casts: Mapping, vector
     return table.casts(vector_widths.get(table) or _vector_width(frame, table))
 
 
-def _create_as(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, casts: Mapping[str, str]) -> None:
-    schema = name.split(".")[0]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    columns = ", ".join(f'CAST("{c}" AS {casts[c]}) AS "{c}"' if c in casts else f'"{c}"' for c in frame.columns)
-    con.register("incoming_frame", frame)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {columns} FROM incoming_frame")
-    con.unregister("incoming_frame")
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-
-
 def replace_tables(
     con: duckdb.DuckDBPyConnection,
     frames: Mapping[TableRef, pd.DataFrame],
@@ -80,19 +64,21 @@ def replace_tables(
     vector_widths: Mapping[Table, int] | None = None,
     external_inputs: Mapping[str, str] | None = None,
 ) -> None:
-    """Replace several tables in one transaction.
+    """Replace several tables in one publish.
 
     A registered table (``tables.Table``) is written with its declared casts; a VECTOR column's width comes
     from the frame, or from ``vector_widths`` for a frame that may be empty. ``casts`` (name -> column ->
-    SQL type) serves tables outside the registry. The same transaction records the write in the lineage
-    table (see ``curatornet_pipeline.lineage``); ``external_inputs`` are fingerprints of inputs outside
-    DuckDB (the source files) to record with it.
+    SQL type) serves tables outside the registry. The same publish records the write in the lineage
+    (see ``curatornet_pipeline.lineage``); ``external_inputs`` are fingerprints of inputs outside the
+    data layer (the source files) to record with it.
     """
     casts, vector_widths = casts or {}, vector_widths or {}
-    with _transaction(con):
-        for table, frame in frames.items():
-            _create_as(con, _checked(table), frame, _declared_casts(table, frame, casts, vector_widths))
-        record_writes(con, [_checked(table) for table in frames], external_inputs=external_inputs)
+    writes = [
+        FrameWrite(_checked(table), frame, _declared_casts(table, frame, casts, vector_widths))
+        for table, frame in frames.items()
+    ]
+    lineage = LineageWrite(external_inputs)
+    session.publish(con, writes, annotate=lineage.annotate, describe=lineage.describe)
 
 
 def replace_table(
@@ -109,9 +95,10 @@ def replace_partitions(
     key_column: str | None = None,
     casts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Swap the rows of some partitions (``key_column IN key_values``) of several tables, atomically.
+    """Swap the rows of some partitions (``key_column IN key_values``) of several tables, in one publish.
 
-    ``key_column`` defaults to the registered tables' declared partition column.
+    Each partition is its own file; the table's other partitions stay as they are. ``key_column`` defaults to
+    the registered tables' declared partition column.
     """
     casts = casts or {}
     declared = {table.partition_column for table in frames if isinstance(table, Table)}
@@ -121,20 +108,19 @@ def replace_partitions(
         key_column = declared.pop()
     elif declared - {key_column}:
         raise ValueError(f"{', '.join(map(str, frames))} are not all partitioned by {key_column}")
-    with _transaction(con):
-        for table, frame in frames.items():
-            name = _checked(table)
-            table_casts = _declared_casts(table, frame, casts, {})
-            if not table_exists(con, name) or key_column not in _column_names(con, name):
-                # A table written before it was partitioned by key_column (an older release) is replaced whole.
-                _create_as(con, name, frame, table_casts)
-                continue
-            placeholders = ", ".join("?" for _ in key_values)
-            con.execute(f'DELETE FROM {name} WHERE "{key_column}" IN ({placeholders})', key_values)
-            con.register("incoming_frame", frame)
-            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming_frame")
-            con.unregister("incoming_frame")
-        record_writes(con, [_checked(table) for table in frames], key_column, key_values)
+    manifest = session.location_of(con).root.read_manifest()
+    writes: list[FrameWrite] = []
+    for table, frame in frames.items():
+        name = _checked(table)
+        state = manifest.tables.get(name)
+        if state is not None and WHOLE in state.partitions:
+            raise ValueError(f"{name} was written whole, so its {key_column} partitions cannot be replaced one by one")
+        table_casts = _declared_casts(table, frame, casts, {})
+        for key in key_values:
+            part = frame[frame[key_column] == key].reset_index(drop=True)
+            writes.append(FrameWrite(name, part, table_casts, partition=str(key)))
+    lineage = LineageWrite()
+    session.publish(con, writes, annotate=lineage.annotate, describe=lineage.describe)
 
 
 def _column_names(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
@@ -167,11 +153,8 @@ def require_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
 
 
 def read_vectors(con: duckdb.DuckDBPyConnection, sql: str, column: str, params: list | None = None) -> np.ndarray:
-    """Stack a fixed-size ARRAY/LIST column into a float32 matrix (rows in the query's order)."""
-    values = con.execute(sql, params or []).fetchnumpy()[column]
-    if len(values) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack(values).astype(np.float32, copy=False)
+    """Stack a fixed-size ARRAY/LIST column into a float32 matrix (rows in the query's order), through Arrow."""
+    return parquet.read_vectors(con, sql, column, params)
 
 
 def vector_column(matrix: np.ndarray) -> list[np.ndarray]:
@@ -225,21 +208,15 @@ def read_triplet_set(
         "ORDER BY strategy, split, triplet_hash, profile_id, positive, negative, user_idx",
         params or [],
     ).fetchnumpy()
-    profiles = con.execute(
+    profiles = parquet.arrow_table(
+        con,
         f"SELECT profile_id, items FROM {_checked(profiles_table)} WHERE {profile_where} ORDER BY profile_id",
-        profile_params or [],
-    ).fetchnumpy()
-    ids = profiles["profile_id"].astype(np.int64)
+        profile_params,
+    )
+    ids = profiles.column("profile_id").to_numpy().astype(np.int64)
     if len(ids) and not np.array_equal(ids, np.arange(len(ids))):
         raise RuntimeError(f"{profiles_table}: profile ids are not contiguous from 0")
-    lengths = np.fromiter((len(items) for items in profiles["items"]), dtype=np.int64, count=len(ids))
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    items = (
-        np.concatenate([np.asarray(p, dtype=np.int32) for p in profiles["items"]])
-        if len(ids)
-        else np.zeros(0, dtype=np.int32)
-    )
+    offsets, items = parquet.ragged_from_arrow(profiles.column("items"))
     ts = TripletSet(
         offsets,
         items,

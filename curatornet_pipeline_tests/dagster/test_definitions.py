@@ -1,7 +1,6 @@
 """The definitions as Dagster sees them, and assets and checks invoked directly with Dagster's test contexts."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 from curatornet_pipeline.assets import evaluation
 from curatornet_pipeline.checks.evaluation import figure_3_is_complete
 from curatornet_pipeline.resources import CuratorDuckDB
+from curatornet_pipeline_tests.support.datastore import copy_database, edit_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_dagster_definitions_validate(tmp_path):
 
 
 def _copy_of(materialized, tmp_path: Path) -> CuratorDuckDB:
-    shutil.copy(materialized.database, tmp_path / "copy.duckdb")
+    copy_database(materialized.database, tmp_path / "copy.duckdb")
     return CuratorDuckDB(database=str(tmp_path / "copy.duckdb"))
 
 
@@ -39,8 +39,7 @@ def _table(resource: CuratorDuckDB, sql: str) -> pd.DataFrame:
 def test_metric_table_asset_invoked_directly_rebuilds_the_table_the_run_wrote(materialized, tmp_path):
     resource = _copy_of(materialized, tmp_path)
     written = _table(resource, "SELECT method, auc, ndcg_at_20 FROM evaluation.metric_table ORDER BY method")
-    with duckdb.connect(resource.database) as con:
-        con.execute("DELETE FROM evaluation.metric_table")
+    edit_table(Path(resource.database), "evaluation.metric_table", "DELETE FROM evaluation.metric_table")
 
     result = evaluation.metric_table(dg.build_asset_context(), duckdb=resource)
 
@@ -52,6 +51,5 @@ def test_metric_table_asset_invoked_directly_rebuilds_the_table_the_run_wrote(ma
 def test_figure_3_check_invoked_directly_fails_when_a_bar_is_missing(materialized, tmp_path):
     resource = _copy_of(materialized, tmp_path)
     assert figure_3_is_complete(duckdb=resource).passed
-    with duckdb.connect(resource.database) as con:
-        con.execute("DELETE FROM evaluation.figure_3 WHERE model = 'VBPR'")
+    edit_table(Path(resource.database), "evaluation.figure_3", "DELETE FROM evaluation.figure_3 WHERE model = 'VBPR'")
     assert not figure_3_is_complete(duckdb=resource).passed

@@ -1,7 +1,6 @@
 """The `curatornet` command, run as a user runs it."""
 
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +12,7 @@ from curatornet_pipeline.cli import main
 from curatornet_pipeline.jobs import SERVING_REFRESH_JOB
 from curatornet_pipeline.serving import recommend_for_items
 from curatornet_pipeline_tests.support.processes import make_dagster_home
+from curatornet_pipeline_tests.support.datastore import copy_database, edit_table
 
 
 
@@ -68,14 +68,13 @@ def test_metrics_command_prints_the_table(materialized, capsys):
 
 def test_item_vectors_of_older_weights_are_refused(materialized, tmp_path):
     """If the model was retrained but item_embeddings was not, serving must not mix new weights with old vectors."""
-    import shutil
-
     import pytest
 
     database = tmp_path / "copy.duckdb"
-    shutil.copy(materialized.database, database)
-    with duckdb.connect(str(database)) as con:
-        con.execute("UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'")
+    copy_database(materialized.database, database)
+    edit_table(
+        database, "model.curatornet_models", "UPDATE model.curatornet_models SET run_id = 'a-newer-training-run'"
+    )
     with pytest.raises(RuntimeError, match="re-materialize item_embeddings"):
         recommend_for_items(database, _some_artworks(database, 2), k=5)
 
@@ -95,7 +94,7 @@ def test_without_dagster_home_runs_go_to_the_project_instance_next_to_the_data_f
     project = tmp_path / "project"
     home = make_dagster_home(project / ".dagster_home")  # the layout of a checkout: data/ next to .dagster_home/
     (project / "data").mkdir()
-    shutil.copy(materialized.database, project / "data" / "curatornet.duckdb")
+    copy_database(materialized.database, project / "data" / "curatornet.duckdb")
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("CURATORNET_DUCKDB_PATH", raising=False)
     monkeypatch.setenv("CURATORNET_DATA_DIR", str(project / "data"))

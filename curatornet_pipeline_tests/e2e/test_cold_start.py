@@ -4,7 +4,7 @@ fail when one does."""
 
 from __future__ import annotations
 
-import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -16,6 +16,7 @@ from curatornet_pipeline.core import cold_start
 from curatornet_pipeline.core.cold_start_evaluation import CURATORNET, VBPR, VBPR_FOLD_IN, VBPR_NO_FOLD_IN
 from curatornet_pipeline.resources import CuratorDuckDB
 from curatornet_pipeline_tests.support.tiny import COLD_START_ASSETS
+from curatornet_pipeline_tests.support.datastore import copy_database, edit_table
 
 
 def _query(database, sql):
@@ -84,23 +85,27 @@ def test_no_training_purchase_after_the_cutoff(materialized):
 
 @pytest.fixture
 def leaky_copy(materialized, tmp_path):
-    shutil.copy(materialized.database, tmp_path / "copy.duckdb")
+    copy_database(materialized.database, tmp_path / "copy.duckdb")
     return CuratorDuckDB(database=str(tmp_path / "copy.duckdb"))
 
 
 def test_the_checks_fail_when_a_held_out_customer_or_a_late_purchase_reaches_training(leaky_copy):
     assert new_customers_absent_from_training(duckdb=leaky_copy).passed
     assert no_training_purchase_after_cutoff(duckdb=leaky_copy).passed
-    with duckdb.connect(leaky_copy.database) as con:
-        con.execute(
-            f"INSERT INTO {tables.COLD_START_TRIPLET_USERS} SELECT 'new_customers', user_id, 1, 0 "
-            f"FROM {tables.COLD_START_USERS} WHERE protocol = 'new_customers' LIMIT 1"
-        )
-        con.execute(
-            f"UPDATE {tables.COLD_START_TRAINING_PURCHASES} SET purchase_timestamp = purchase_timestamp + INTERVAL 3650 DAY "
-            "WHERE protocol = 'new_artworks' AND source_row = (SELECT max(source_row) FROM "
-            f"{tables.COLD_START_TRAINING_PURCHASES} WHERE protocol = 'new_artworks')"
-        )
+    database = Path(leaky_copy.database)
+    edit_table(
+        database,
+        tables.COLD_START_TRIPLET_USERS.name,
+        f"INSERT INTO {tables.COLD_START_TRIPLET_USERS} SELECT 'new_customers', user_id, 1, 0 "
+        f"FROM {tables.COLD_START_USERS} WHERE protocol = 'new_customers' LIMIT 1",
+    )
+    edit_table(
+        database,
+        tables.COLD_START_TRAINING_PURCHASES.name,
+        f"UPDATE {tables.COLD_START_TRAINING_PURCHASES} SET purchase_timestamp = purchase_timestamp + INTERVAL 3650 DAY "
+        "WHERE protocol = 'new_artworks' AND source_row = (SELECT max(source_row) FROM "
+        f"{tables.COLD_START_TRAINING_PURCHASES} WHERE protocol = 'new_artworks')",
+    )
     leaked = new_customers_absent_from_training(duckdb=leaky_copy)
     assert not leaked.passed and leaked.metadata["new_customers_in_triplets"].value == 1
     late = no_training_purchase_after_cutoff(duckdb=leaky_copy)

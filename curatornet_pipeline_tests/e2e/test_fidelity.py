@@ -21,6 +21,7 @@ from curatornet_pipeline.resources import CuratorDuckDB
 from curatornet_pipeline.storage import read_vectors
 from curatornet_pipeline_tests.support.npy import save_embeddings_npy
 from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
+from curatornet_pipeline_tests.support.datastore import copy_database, edit_table
 
 
 def _check_results(result: dg.ExecuteInProcessResult) -> dict:
@@ -52,12 +53,13 @@ def test_sampler_inputs_hold_no_test_row_and_the_check_catches_one(materialized,
         assert metadata["history_items_held_out"] == 0
     # A split that labelled a held-out row "train" as well would put it into a training history: caught.
     copy = tmp_path / "tampered.duckdb"
-    shutil.copy(materialized.database, copy)
-    with duckdb.connect(str(copy)) as con:
-        con.execute(
-            f"INSERT INTO {tables.LAST_BASKET_SPLIT} "
-            f"SELECT * REPLACE ('train' AS split) FROM {tables.LAST_BASKET_SPLIT} WHERE split = 'test' LIMIT 1"
-        )
+    copy_database(materialized.database, copy)
+    edit_table(
+        copy,
+        tables.LAST_BASKET_SPLIT.name,
+        f"INSERT INTO {tables.LAST_BASKET_SPLIT} "
+        f"SELECT * REPLACE ('train' AS split) FROM {tables.LAST_BASKET_SPLIT} WHERE split = 'test' LIMIT 1",
+    )
     found = _test_rows_in_sampler_inputs(CuratorDuckDB(database=str(copy)))
     assert found["history_items_held_out"] == 1
 

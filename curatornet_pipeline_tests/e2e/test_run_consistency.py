@@ -28,6 +28,7 @@ from curatornet_pipeline.tables import ALL_TABLES
 from curatornet_pipeline_tests.support.processes import make_dagster_home
 from curatornet_pipeline_tests.support.tiny import tiny_resources, tiny_run_config
 from curatornet_pipeline_tests.support.sources import failure_message
+from curatornet_pipeline_tests.support.datastore import copy_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def workspace(materialized, tmp_path) -> tuple[Path, Path]:
     shutil.copytree(materialized.data_dir / "demo_gallery_tiny_seed7", folder)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    shutil.copy(materialized.database, data_dir / "curatornet.duckdb")
+    copy_database(materialized.database, data_dir / "curatornet.duckdb")
     return folder, data_dir
 
 

@@ -27,6 +27,7 @@ from curatornet_pipeline.runner import refresh_serving
 from curatornet_pipeline.snapshot import snapshot_path
 from curatornet_pipeline_tests.support.processes import free_port
 from curatornet_pipeline_tests.support.tiny import tiny_resources
+from curatornet_pipeline_tests.support.datastore import edit_table
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,9 +146,12 @@ def moved_copy(prepared: Path, target: Path) -> Path:
         con.execute("UPDATE info SET source_folder = ?", [str(target / GALLERY)])
         con.execute("UPDATE catalogue SET image_file = replace(image_file, ?, ?), "
                     "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
-    with duckdb.connect(str(target / "curatornet.duckdb")) as con:  # what tests read the catalogue from
-        con.execute("UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?), "
-                    "display_file = replace(display_file, ?, ?)", [str(prepared), str(target)] * 2)
+    edit_table(  # what tests read the catalogue from
+        target / "curatornet.duckdb",
+        "serving.catalogue",
+        "UPDATE serving.catalogue SET image_file = replace(image_file, ?, ?), display_file = replace(display_file, ?, ?)",
+        params=[str(prepared), str(target)] * 2,
+    )
     return target
 
 

@@ -1,4 +1,4 @@
-"""DuckDB writes are all-or-nothing, and arrays survive the round trip."""
+"""Writes through the data layer are all-or-nothing, and arrays survive the round trip."""
 
 import duckdb
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 
 from curatornet_pipeline import tables
 from curatornet_pipeline.core.triplet_set import TripletSet
+from curatornet_pipeline.store import session
 from curatornet_pipeline.storage import (
     read_triplet_set,
     read_vectors,
@@ -20,7 +21,7 @@ from curatornet_pipeline.storage import (
 
 @pytest.fixture
 def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "t.duckdb"))
+    connection = session.connect(session.Location.of(tmp_path / "t.duckdb"))
     yield connection
     connection.close()
 
@@ -104,15 +105,16 @@ def test_triplets_read_back_in_the_same_order_whatever_order_they_were_written_i
         np.testing.assert_array_equal(first, second)
 
 
-def test_partition_write_replaces_a_table_written_before_it_was_partitioned(con):
-    """An older release wrote model.vbpr_models as one unpartitioned row; the new partitioned write must not fail."""
-    replace_table(con, "m.models", pd.DataFrame({"model_id": ["old"], "l2_lambda": [1e-4]}))
+def test_partition_writes_keep_other_partitions_and_a_whole_table_refuses_them(con):
     new = pd.DataFrame({"model_id": ["vbpr_a"], "variant": ["random_sampling"], "l2_lambda": [0.0]})
     replace_partitions(con, {"m.models": new}, ["random_sampling"], key_column="variant")
     assert con.execute("SELECT model_id, variant FROM m.models").fetchall() == [("vbpr_a", "random_sampling")]
     other = pd.DataFrame({"model_id": ["vbpr_b"], "variant": ["strategies_3_and_4"], "l2_lambda": [0.0]})
     replace_partitions(con, {"m.models": other}, ["strategies_3_and_4"], key_column="variant")
     assert con.execute("SELECT count(*) FROM m.models").fetchone()[0] == 2  # later writes keep other partitions
+    replace_table(con, "m.whole", pd.DataFrame({"model_id": ["old"], "variant": ["x"]}))
+    with pytest.raises(ValueError, match="m.whole was written whole"):
+        replace_partitions(con, {"m.whole": other}, ["strategies_3_and_4"], key_column="variant")
 
 
 def test_a_registered_table_refuses_a_frame_with_other_columns_and_keeps_its_rows(con):
