@@ -152,6 +152,18 @@ COLUMNS: dict[str, str] = {
     "fingerprint": "A fingerprint of the table's contents when written.",
     "row_count": "Rows the write stored.",
     "written_at": "When the write was committed (UTC).",
+    # Online metrics
+    "model_version": "The serving model that showed the list: model id @ the first 8 characters of its training "
+    "run (unknown: a click whose view was not recorded).",
+    "position": "Place in the recommended list, 1 = first.",
+    "impressions": "Views of a recommended work at this position (one per work shown, per page shown).",
+    "clicks": "Clicks on a recommended work shown at this position.",
+    "click_through": "clicks / impressions.",
+    "conversions": "Impressions followed by a like or purchase of the work by the same customer within the window "
+    "(24 h).",
+    "conversion_rate": "conversions / impressions.",
+    "first_view": "The earliest view counted (UTC).",
+    "last_view": "The latest view counted (UTC).",
 }
 
 TABLE_COLUMNS: dict[str, str] = {

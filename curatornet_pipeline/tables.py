@@ -486,6 +486,20 @@ SIMILAR_ARTWORKS = Table(
     inputs=(SERVING_ITEM_VECTORS, AVAILABLE_ARTWORKS),
 )
 
+# ------------------------------------------------------------------------------------------------ online
+
+# Click-through and conversion of recommended works per model version and list position (core/online.py), from
+# the app's impressions.csv and the shop's events.csv: files, not tables, so it has no table inputs.
+ONLINE_METRICS = Table(
+    "online.metrics",
+    "online_metrics",
+    _columns(
+        "model_version VARCHAR, position BIGINT, impressions BIGINT, clicks BIGINT, click_through DOUBLE, "
+        "conversions BIGINT, conversion_rate DOUBLE, first_view TIMESTAMP_NS, last_view TIMESTAMP_NS",
+        casts=("model_version", "first_view", "last_view"),
+    ),
+)
+
 # -------------------------------------------------------------------------------------------------- meta
 
 TABLE_LINEAGE = Table(
