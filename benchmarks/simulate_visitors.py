@@ -3,7 +3,7 @@
 The app records every recommended list it shows and every click on one (impressions.csv next to the gallery's
 source files), and the likes (likes.csv), so after a simulation the online_metrics asset has data to show:
 
-    CURATORNET_LIKES_PER_MINUTE=1000 python -m curatornet_pipeline.webapp --port 8000 &   # all visitors share one address
+    CURATORNET_LIKES_PER_MINUTE=1000 make serve &   # every simulated visitor comes from 127.0.0.1
     python benchmarks/simulate_visitors.py --url http://127.0.0.1:8000 --visitors 30 --seed 0
     curatornet materialize --job curatornet_online_metrics
 

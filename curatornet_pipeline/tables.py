@@ -303,9 +303,9 @@ METRIC_TABLE = Table(
     _columns(
         "method VARCHAR, auc DOUBLE, recall_at_20 DOUBLE, precision_at_20 DOUBLE, ndcg_at_20 DOUBLE, "
         "recall_at_100 DOUBLE, precision_at_100 DOUBLE, ndcg_at_100 DOUBLE, ndcg_authors_at_20 DOUBLE, "
-        "ndcg_authors_at_100 DOUBLE, n_users BIGINT"
+        "ndcg_authors_at_100 DOUBLE, n_users BIGINT, artist_diversity_at_20 DOUBLE, catalogue_coverage_at_20 DOUBLE"
     ),
-    inputs=(PER_USER_METRICS,),
+    inputs=(PER_USER_METRICS, RECOMMENDATIONS, RAW_ARTWORKS),
 )
 SIGNIFICANCE_TESTS = Table(
     "evaluation.significance_tests",

@@ -11,7 +11,9 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from curatornet_pipeline import tables
-from curatornet_pipeline.assets.metadata import frame_markdown, image_markdown, plot_key, rounded, table_metadata
+from curatornet_pipeline.assets.metadata import (
+    frame_markdown, image_markdown, plot_key, rounded, table_key, table_metadata,
+)
 from curatornet_pipeline.core.events import EVENTS_FILE, IMPRESSIONS_FILE, read_events
 from curatornet_pipeline.core.feedback import LIKES_FILE, read_feedback
 from curatornet_pipeline.core.online import online_metrics as compute_online_metrics
@@ -88,7 +90,7 @@ def online_metrics(
             "n_clicks": int(metrics["clicks"].sum()),
             "n_conversions": int(metrics["conversions"].sum()),
             "n_lines_set_aside": len(set_aside),
-            "by_model_version": frame_markdown(
+            table_key("by model version"): frame_markdown(
                 totals.assign(
                     click_through=[rounded(c / i) for c, i in zip(totals["clicks"], totals["impressions"])],
                     conversion_rate=[rounded(c / i) for c, i in zip(totals["conversions"], totals["impressions"])],

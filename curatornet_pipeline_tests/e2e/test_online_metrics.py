@@ -13,6 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from curatornet_pipeline import cli, settings
 from curatornet_pipeline.core.events import EVENTS_HEADER, IMPRESSIONS_FILE
 from curatornet_pipeline.definitions import build_definitions
 from curatornet_pipeline.jobs import ONLINE_METRICS_JOB
@@ -95,3 +96,13 @@ def test_check_warns_when_the_newest_version_is_clicked_clearly_less(server):
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     assert (meta["older_version"], meta["newer_version"]) == ("m@older", "m@newer")
     assert meta["p_value"] < 0.01 and meta["newer_impressions"] == 400
+
+
+def test_the_cli_runs_the_online_metrics_job_by_name(server, monkeypatch, tmp_path, capsys):
+    assert cli.ONLINE_METRICS_JOB == ONLINE_METRICS_JOB
+    for name, value in ((settings.DATA_DIR_ENV, str(server.data_dir)), (settings.SOURCE_ENV, "demo"),
+                        (settings.DEMO_SCALE_ENV, "tiny"), (settings.DAGSTER_HOME_ENV, str(tmp_path))):
+        monkeypatch.setenv(name, value)
+    assert cli.main(["materialize", "--job", ONLINE_METRICS_JOB]) == 0, capsys.readouterr().err
+    with duckdb.connect(str(server.data_dir / "curatornet.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT sum(impressions) FROM online.metrics").fetchone()[0] > 0

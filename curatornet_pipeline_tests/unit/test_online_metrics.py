@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pandas as pd
+import pytest
 
 from curatornet_pipeline.core.events import BASE_HEADER, EVENTS_HEADER, read_events
 from curatornet_pipeline.core.online import compare_newest, online_metrics, two_proportion_test
@@ -81,3 +84,17 @@ def test_events_files_of_six_and_nine_columns_are_read_and_bad_list_fields_set_a
     assert read_events(path).rows.empty and not read_events(path).set_aside
 
 
+
+
+def test_an_event_with_list_fields_is_still_a_repeat_after_the_store_is_read_again(tmp_path):
+    from curatornet_pipeline.webapp.events import EventConflict, EventStore
+
+    stamp = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert EventStore(tmp_path).add("e1", "view", "c1", "a1", stamp, ("for_you", "2", "m@1"))
+    again = EventStore(tmp_path)  # as after an app restart: the store is rebuilt from events.csv
+    assert again.add("e1", "view", "c1", "a1", stamp, ("for_you", "2", "m@1")) is False
+    with pytest.raises(EventConflict):
+        again.add("e1", "view", "c1", "a1", stamp, ("for_you", "3", "m@1"))
+    assert read_events(tmp_path / "events.csv").rows[["list", "position", "model_version"]].values.tolist() == [
+        ["for_you", 2, "m@1"]
+    ]
