@@ -98,3 +98,19 @@ def test_an_event_with_list_fields_is_still_a_repeat_after_the_store_is_read_aga
     assert read_events(tmp_path / "events.csv").rows[["list", "position", "model_version"]].values.tolist() == [
         ["for_you", 2, "m@1"]
     ]
+
+
+def test_the_apps_views_are_appended_in_the_events_format_and_a_failed_write_does_not_raise(tmp_path, caplog):
+    from curatornet_pipeline.core.events import IMPRESSIONS_FILE
+    from curatornet_pipeline.webapp.impressions import ImpressionLog
+
+    ImpressionLog(tmp_path).record("view", "visitor_1", [("a1", 1), ("a2", 2)], "similar", "m@1")
+    ImpressionLog(tmp_path).record("click", "visitor_1", [("a2", 2)], "similar", "m@1")
+    rows = read_events(tmp_path / IMPRESSIONS_FILE).rows
+    assert rows[["type", "artwork_id", "list", "position", "model_version"]].values.tolist() == [
+        ["view", "a1", "similar", 1, "m@1"], ["view", "a2", "similar", 2, "m@1"], ["click", "a2", "similar", 2, "m@1"]
+    ]
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")
+    ImpressionLog(blocked).record("view", "visitor_1", [("a1", 1)], "for_you", "m@1")  # logged, not raised
+    assert "could not be written" in caplog.text
