@@ -4,7 +4,8 @@ Starts the app (uvicorn, 127.0.0.1, a free port) on the serving snapshot in --da
 `make run` produced; benchmarks/bench_refresh.py --keep DIR makes one too), then for --visitors fresh visitors
 likes --likes available artworks each and reads /api/for-you after every like. Reports the server's own time
 per request (the app's Server-Timing header: routing, recommendation, JSON), not the client's round trip.
-Likes go to the gallery's likes.csv as they would from a browser; the script restores the file afterwards.
+Likes go to the gallery's likes.csv and the For-you views to its impressions.csv as they would from a browser;
+the script restores both files afterwards (benchmark visitors are not customers for the online metrics).
 
     python benchmarks/bench_webapp.py [--data-dir data] [--visitors 40] [--likes 5]
 """
@@ -68,11 +69,10 @@ def main() -> None:
     with duckdb.connect(str(snapshot), read_only=True) as con:
         available = con.execute("SELECT artwork_id FROM catalogue WHERE available ORDER BY artwork_id").df()["artwork_id"]
         folder = Path(con.execute("SELECT source_folder FROM info").fetchone()[0])
-    likes_file = folder / "likes.csv"
-    backup = likes_file.with_name("likes.csv.bench-backup")
-    had_likes = likes_file.exists()
-    if had_likes:
-        shutil.copy2(likes_file, backup)
+    written = [folder / "likes.csv", folder / "impressions.csv"]  # what the benchmark's visitors append to
+    kept = [path for path in written if path.exists()]
+    for path in kept:
+        shutil.copy2(path, path.with_name(path.name + ".bench-backup"))
     # One client address makes every like here: the per-address rate limit would stop the benchmark.
     server, base = start_app(snapshot, {"CURATORNET_LIKES_PER_MINUTE": str(10 * args.visitors * args.likes)})
     try:
@@ -87,10 +87,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        if had_likes:
-            shutil.move(backup, likes_file)
-        else:
-            likes_file.unlink(missing_ok=True)
+        for path in written:
+            if path in kept:
+                shutil.move(path.with_name(path.name + ".bench-backup"), path)
+            else:
+                path.unlink(missing_ok=True)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "load_average_1min": round(os.getloadavg()[0], 1),

@@ -28,8 +28,10 @@ from curatornet_pipeline import settings, tables
 
 DEBUG_ENV = "CURATORNET_DEBUG"
 INTERRUPTED_EXIT = 130
-# jobs.FULL_REFRESH_JOB and jobs.COLD_START_JOB, spelled here so that the parser does not import Dagster.
+# jobs.FULL_REFRESH_JOB, jobs.COLD_START_JOB and jobs.ONLINE_METRICS_JOB, spelled here so that the parser does not
+# import Dagster.
 FULL_REFRESH_JOB, COLD_START_JOB = "curatornet_full_refresh", "curatornet_cold_start"
+ONLINE_METRICS_JOB = "curatornet_online_metrics"
 BAD_INPUT_EXIT = 2
 INTERNAL_ERROR_EXIT = 1
 RUN_COMMANDS = ("materialize", "refresh")
@@ -561,9 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument(
         "--job",
         default=FULL_REFRESH_JOB,
-        choices=[FULL_REFRESH_JOB, COLD_START_JOB],
+        choices=[FULL_REFRESH_JOB, COLD_START_JOB, ONLINE_METRICS_JOB],
         help=f"the job to run (default {FULL_REFRESH_JOB}, every asset; {COLD_START_JOB}: the new-customer and "
-        "new-artwork evaluation, after a full run)",
+        f"new-artwork evaluation, after a full run; {ONLINE_METRICS_JOB}: click-through and conversion from the "
+        "views and clicks recorded since)",
     )
     materialize.set_defaults(func=cmd_materialize)
 

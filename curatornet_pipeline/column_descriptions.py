@@ -152,6 +152,22 @@ COLUMNS: dict[str, str] = {
     "fingerprint": "A fingerprint of the table's contents when written.",
     "row_count": "Rows the write stored.",
     "written_at": "When the write was committed (UTC).",
+    # Beyond accuracy (evaluation.metric_table)
+    "artist_diversity_at_20": "Mean over users of distinct artists / works in the method's top 20 (1: no artist "
+    "twice).",
+    "catalogue_coverage_at_20": "Share of all artworks that appear in at least one of the method's top-20 lists.",
+    # Online metrics
+    "model_version": "The serving model that showed the list: model id @ the first 8 characters of its training "
+    "run (unknown: a click whose view was not recorded).",
+    "position": "Place in the recommended list, 1 = first.",
+    "impressions": "Views of a recommended work at this position (one per work shown, per page shown).",
+    "clicks": "Clicks on a recommended work shown at this position.",
+    "click_through": "clicks / impressions.",
+    "conversions": "Impressions followed by a like or purchase of the work by the same customer within the window "
+    "(24 h).",
+    "conversion_rate": "conversions / impressions.",
+    "first_view": "The earliest view counted (UTC).",
+    "last_view": "The latest view counted (UTC).",
 }
 
 TABLE_COLUMNS: dict[str, str] = {

@@ -7,16 +7,17 @@ import warnings
 import dagster as dg
 
 from curatornet_pipeline import pool_wait  # noqa: F401  (runs wait for pool slots responsively)
-from curatornet_pipeline.assets import cold_start, evaluation, features, ingest, model, serving, split, triplets
+from curatornet_pipeline.assets import cold_start, evaluation, features, ingest, model, online, serving, split, triplets
 from curatornet_pipeline.automation import apply_freshness_policies, refresh_schedule, source_files_sensor
 from curatornet_pipeline.checks import cold_start as cold_start_checks
 from curatornet_pipeline.checks import evaluation as evaluation_checks
 from curatornet_pipeline.checks import foundation as foundation_checks
 from curatornet_pipeline.checks import model as model_checks
+from curatornet_pipeline.checks import online as online_checks
 from curatornet_pipeline.checks import serving as serving_checks
 from curatornet_pipeline.checks import triplets as triplet_checks
 from curatornet_pipeline.executors import configured_executor
-from curatornet_pipeline.jobs import cold_start_job, full_refresh_job, serving_refresh_job
+from curatornet_pipeline.jobs import cold_start_job, full_refresh_job, online_metrics_job, serving_refresh_job
 from curatornet_pipeline.resources import default_resources
 
 ALL_ASSETS = [
@@ -45,6 +46,7 @@ ALL_ASSETS = [
     serving.served_recommendations,
     serving.similar_artworks,
     serving.serving_snapshot,
+    online.online_metrics,
 ]
 
 # Who answers for the assets: set here, once, for every asset of the code location.
@@ -65,7 +67,7 @@ def prepared_assets(assets: list) -> list:
 
 
 ALL_CHECKS = dg.load_asset_checks_from_modules(
-    [foundation_checks, triplet_checks, model_checks, evaluation_checks, serving_checks, cold_start_checks]
+    [foundation_checks, triplet_checks, model_checks, evaluation_checks, serving_checks, cold_start_checks, online_checks]
 )
 
 
@@ -74,7 +76,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=prepared_assets(ALL_ASSETS),
         asset_checks=ALL_CHECKS,
-        jobs=[full_refresh_job, serving_refresh_job, cold_start_job],
+        jobs=[full_refresh_job, serving_refresh_job, cold_start_job, online_metrics_job],
         schedules=[refresh_schedule],
         sensors=[source_files_sensor],
         resources=resources if resources is not None else default_resources(),

@@ -49,6 +49,18 @@ serving_refresh_job = dg.define_asset_job(
     "tables are not touched (the full retrain, curatornet_full_refresh, runs on the schedule).",
 )
 
+ONLINE_METRICS_JOB = "curatornet_online_metrics"
+ONLINE_GROUP = "online"
+
+# Online metrics alone (they also run at the end of every full refresh): after visitors used the app.
+online_metrics_job = dg.define_asset_job(
+    ONLINE_METRICS_JOB,
+    selection=dg.AssetSelection.groups(ONLINE_GROUP),
+    description="Click-through and conversion of recommended works per model version and list position, from the "
+    "views, clicks, likes and purchases recorded since (seconds; it reads files only). Launchpad -> Launch Run, no "
+    "config needed; from a shell, `curatornet materialize --job curatornet_online_metrics`.",
+)
+
 cold_start_job = dg.define_asset_job(
     COLD_START_JOB,
     selection=dg.AssetSelection.groups(COLD_START_GROUP),

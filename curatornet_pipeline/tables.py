@@ -303,9 +303,9 @@ METRIC_TABLE = Table(
     _columns(
         "method VARCHAR, auc DOUBLE, recall_at_20 DOUBLE, precision_at_20 DOUBLE, ndcg_at_20 DOUBLE, "
         "recall_at_100 DOUBLE, precision_at_100 DOUBLE, ndcg_at_100 DOUBLE, ndcg_authors_at_20 DOUBLE, "
-        "ndcg_authors_at_100 DOUBLE, n_users BIGINT"
+        "ndcg_authors_at_100 DOUBLE, n_users BIGINT, artist_diversity_at_20 DOUBLE, catalogue_coverage_at_20 DOUBLE"
     ),
-    inputs=(PER_USER_METRICS,),
+    inputs=(PER_USER_METRICS, RECOMMENDATIONS, RAW_ARTWORKS),
 )
 SIGNIFICANCE_TESTS = Table(
     "evaluation.significance_tests",
@@ -484,6 +484,20 @@ SIMILAR_ARTWORKS = Table(
     "similar_artworks",
     _columns("artwork_id VARCHAR, rank INTEGER, similar_artwork_id VARCHAR, score FLOAT, model_id VARCHAR"),
     inputs=(SERVING_ITEM_VECTORS, AVAILABLE_ARTWORKS),
+)
+
+# ------------------------------------------------------------------------------------------------ online
+
+# Click-through and conversion of recommended works per model version and list position (core/online.py), from
+# the app's impressions.csv and the shop's events.csv: files, not tables, so it has no table inputs.
+ONLINE_METRICS = Table(
+    "online.metrics",
+    "online_metrics",
+    _columns(
+        "model_version VARCHAR, position BIGINT, impressions BIGINT, clicks BIGINT, click_through DOUBLE, "
+        "conversions BIGINT, conversion_rate DOUBLE, first_view TIMESTAMP_NS, last_view TIMESTAMP_NS",
+        casts=("model_version", "first_view", "last_view"),
+    ),
 )
 
 # -------------------------------------------------------------------------------------------------- meta

@@ -508,11 +508,13 @@ def serving_snapshot(
 ) -> dg.MaterializeResult:
     target = snapshot_path(duckdb.database)
     with duckdb.get_connection() as con:
-        model_id = con.execute(f"SELECT model_id FROM {tables.SERVING_MODEL}").fetchone()[0]
+        model_id, model_run_id = con.execute(f"SELECT model_id, run_id FROM {tables.SERVING_MODEL}").fetchone()
         info = {
             "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
             "run_id": context.run.run_id,
             "model_id": model_id,
+            # Which training served the lists: online metrics compare versions (a retrain keeps the model id).
+            "model_version": f"{model_id}@{str(model_run_id)[:8]}",
             # The visitor app appends its likes.csv here, where the sensor and the next refresh read it.
             "source_folder": str(gallery.folder()),
         }

@@ -27,7 +27,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from curatornet_pipeline.core.events import EVENT_TYPES
+from curatornet_pipeline.core.events import EVENT_TYPES, LIST_KINDS
 from curatornet_pipeline.webapp.events import EventConflict, EventStore, EventsUnavailable
 from curatornet_pipeline.webapp.shop import entry
 from curatornet_pipeline.webapp.state import Served, present, profile_of
@@ -96,6 +96,15 @@ class Event(BaseModel):
     visitor_id: str = Field(default=None, pattern=_ID, description="An anonymous visitor's id instead.")
     artwork_id: str = Field(pattern=_ID)
     timestamp: datetime = Field(description="When it happened (ISO 8601; without an offset: UTC).")
+    list: Literal[LIST_KINDS] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Views and clicks of a recommended work: the list it was in (for_you: a customer's "
+        "recommendations, similar: more like this, served: the served list). Online metrics count these.",
+    )
+    position: int | None = Field(default=None, ge=1, le=1000, description="Its place in that list, 1 = first.")
+    model_version: str | None = Field(
+        default=None, pattern=_ID, description="The model version that served the list, if the shop knows it."
+    )
 
 
 class EventAccepted(BaseModel):
@@ -218,7 +227,8 @@ def build_api(context: ApiContext) -> FastAPI:
         artwork_row(current, event.artwork_id)
         try:
             recorded = context.events(current).add(
-                event.event_id, event.type, event.customer_id or event.visitor_id, event.artwork_id, event.timestamp
+                event.event_id, event.type, event.customer_id or event.visitor_id, event.artwork_id, event.timestamp,
+                (event.list or "", str(event.position or ""), event.model_version or ""),
             )
         except EventConflict as conflict:
             raise HTTPException(409, str(conflict)) from None

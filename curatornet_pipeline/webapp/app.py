@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTasks
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -24,10 +25,12 @@ from starlette.templating import Jinja2Templates
 from swagger_ui_bundle import swagger_ui_path
 
 from curatornet_pipeline.core.catalogue import DISPLAY_FOLDER
+from curatornet_pipeline.core.events import LIST_KINDS
 from curatornet_pipeline.webapp.api import API_PREFIX, ApiContext, build_api
 from curatornet_pipeline.webapp.events import EventStore
 from curatornet_pipeline.webapp.guards import Guard
 from curatornet_pipeline.webapp.images import ImageRefused, image_bytes
+from curatornet_pipeline.webapp.impressions import ImpressionLog
 from curatornet_pipeline.webapp.shop import entry
 from curatornet_pipeline.webapp.state import LikeStore, LikesUnavailable, Served, SnapshotHolder, present, profile_of
 from curatornet_pipeline.webapp.visitors import Visitors
@@ -44,6 +47,11 @@ def _local_target(referer: str) -> str:
     parts = urlsplit(referer)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def ranks(rows: list[dict]) -> list[tuple[str, int]]:
+    """(artwork id, position from 1) of a list as shown."""
+    return [(row["artwork_id"], position) for position, row in enumerate(rows, start=1)]
 
 
 def create_app(
@@ -66,6 +74,7 @@ def create_app(
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     like_stores: dict[Path, LikeStore] = {}
     event_stores: dict[Path, EventStore] = {}
+    impression_logs: dict[Path, ImpressionLog] = {}
 
     def served() -> Served:
         current = holder.current()
@@ -83,6 +92,19 @@ def create_app(
         if current.source_folder not in event_stores:
             event_stores[current.source_folder] = EventStore(current.source_folder)
         return event_stores[current.source_folder]
+
+    def shown(
+        response: Response, current: Served, visitor_id: str, kind: str, lists: dict[str, list[tuple[str, int]]]
+    ) -> Response:
+        """Record, after ``response`` is sent, a view (or click) of each (artwork id, position) of ``lists``."""
+        if current.source_folder not in impression_logs:
+            impression_logs[current.source_folder] = ImpressionLog(current.source_folder)
+        log = impression_logs[current.source_folder]
+        tasks = BackgroundTasks([response.background] if response.background else [])
+        for list_kind, ids in lists.items():
+            tasks.add_task(log.record, kind, visitor_id, ids, list_kind, current.model_version)
+        response.background = tasks
+        return response
 
     def artwork_or_404(current: Served, artwork_id: str):
         if artwork_id not in current.artworks.index:
@@ -116,7 +138,8 @@ def create_app(
             raise HTTPException(404, f"there are {n_pages} pages")
         ids = current.available_ids[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
         liked = likes_for(current).of(visitor[0])
-        return page(
+        recommended = for_you(current, liked)
+        response = page(
             request,
             "home.html",
             {
@@ -125,10 +148,11 @@ def create_app(
                 "n_pages": n_pages,
                 "n_available": len(current.available_ids),
                 "liked": set(liked),
-                "for_you": for_you(current, liked),
+                "for_you": recommended,
             },
             visitor,
         )
+        return shown(response, current, visitor[0], "view", {"for_you": ranks(recommended)})
 
     async def artwork(request: Request) -> Response:
         current = served()
@@ -138,30 +162,42 @@ def create_app(
         visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
         item = entry(row, shop_url_template)
-        return page(request, "artwork.html", {"artwork": item, "more": more, "liked": set(liked)}, visitor)
+        response = page(request, "artwork.html", {"artwork": item, "more": more, "liked": set(liked)}, visitor)
+        response = shown(response, current, visitor[0], "view", {"similar": ranks(more)})
+        # A recommended work's link says which list and place it was clicked from (see _card.html).
+        source, position = request.query_params.get("from"), request.query_params.get("pos", "")
+        if source in LIST_KINDS and position.isdigit() and 1 <= int(position) <= 1000:
+            shown(response, current, visitor[0], "click", {source: [(row["artwork_id"], int(position))]})
+        return response
 
     def person_page(
-        request: Request, current: Served, user_id: str, visitor: tuple[str, bool], title: str, live_likes: list[str]
+        request: Request, current: Served, user_id: str, visitor: tuple[str, bool], title: str, live_likes: list[str],
+        own: bool = True,
     ) -> Response:
         history = current.histories.get(user_id)
         recs = current.recommendations.get(user_id)
-        return page(
+        live = for_you(current, live_likes)
+        served_list = [] if recs is None else present(recs, current, 24, artist_cap, profile_of(history))
+        response = page(
             request,
             "user.html",
             {
                 "title": title,
                 "live_likes": [current.entries[a] for a in live_likes if a in current.entries],
                 "liked": set(live_likes),
-                "live": for_you(current, live_likes),
+                "live": live,
                 "history": [] if history is None else [
                     {**current.entries[r["artwork_id"]], "kind": r["kind"], "timestamp": r["timestamp"]}
                     for r in history.to_dict("records") if r["artwork_id"] in current.entries
                 ],
-                "recommendations": [] if recs is None else present(recs, current, 24, artist_cap, profile_of(history)),
+                "recommendations": served_list,
                 "n_recommendations": 0 if recs is None else len(recs),
             },
             visitor,
         )
+        if not own:  # an operator looking at a customer: not a view by the customer
+            return response
+        return shown(response, current, user_id, "view", {"for_you": ranks(live), "served": ranks(served_list)})
 
     async def me(request: Request) -> Response:
         """The visitor's own page: their likes now, and what the last refresh served them."""
@@ -181,7 +217,7 @@ def create_app(
         user_id = request.path_params["user_id"]
         if user_id not in current.histories and user_id not in current.recommendations:
             raise HTTPException(404, f"no customer {user_id!r} in the served tables")
-        return person_page(request, current, user_id, (user_id, False), user_id, [])  # live: only for visitors
+        return person_page(request, current, user_id, (user_id, False), user_id, [], own=False)
 
     def image(request: Request) -> Response:  # sync: Starlette runs it in a thread, file reads stay off the loop
         current = served()
@@ -223,13 +259,17 @@ def create_app(
         if "application/json" not in request.headers.get("accept", ""):
             # A plain form post (no JavaScript): back to where the visitor was.
             return RedirectResponse(_local_target(request.headers.get("referer", "/")), 303)
-        return JSONResponse({"liked": liked, "for_you": for_you(current, liked)})
+        recommended = for_you(current, liked)
+        response = JSONResponse({"liked": liked, "for_you": recommended})
+        return shown(response, current, visitor_id, "view", {"for_you": ranks(recommended)})
 
     async def api_for_you(request: Request) -> Response:
         current = served()
         visitor = visitors.visitor_or_new(request)
         liked = likes_for(current).of(visitor[0])
-        return visitors.keep(JSONResponse({"liked": liked, "for_you": for_you(current, liked)}), *visitor)
+        recommended = for_you(current, liked)
+        response = visitors.keep(JSONResponse({"liked": liked, "for_you": recommended}), *visitor)
+        return shown(response, current, visitor[0], "view", {"for_you": ranks(recommended)})
 
     async def health(request: Request) -> Response:
         """ok or degraded, what is served (run, model, when published) and why it is degraded; never a path."""

@@ -46,18 +46,25 @@ class EventStore:
             log.warning("%s: events are not recorded until it is fixed", self.unreadable)
             return
         for row in events.rows.to_dict("records"):
+            shown = (row["list"], str(row["position"] or ""), row["model_version"])
             self._remember(row["event_id"], row["type"], row["user_id"], row["artwork_id"],
-                           str(row["timestamp"]), row["received_at"])
+                           pd.Timestamp(row["timestamp"]).isoformat(), row["received_at"], shown)
 
-    def _remember(self, event_id: str, kind: str, user: str, artwork: str, stamp: str, received: str) -> None:
-        self._by_id[event_id] = (kind, user, artwork, stamp)
+    def _remember(
+        self, event_id: str, kind: str, user: str, artwork: str, stamp: str, received: str, shown: tuple[str, ...]
+    ) -> None:
+        self._by_id[event_id] = (kind, user, artwork, stamp, *shown)
         self._by_user.setdefault(user, []).append((kind, artwork, pd.Timestamp(received).tz_localize(None)))
 
-    def add(self, event_id: str, kind: str, user: str, artwork: str, timestamp: datetime) -> bool:
-        """Record one event; False when this very event was recorded before. Raises EventConflict, EventsUnavailable."""
+    def add(
+        self, event_id: str, kind: str, user: str, artwork: str, timestamp: datetime, shown: tuple[str, str, str] = ("", "", "")
+    ) -> bool:
+        """Record one event; False when this very event was recorded before. Raises EventConflict, EventsUnavailable.
+
+        ``shown``: the list, position and model version of a view or click of a recommended work (empty: none)."""
         stamp = pd.Timestamp(timestamp)
         stamp = (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).isoformat()
-        content = (kind, user, artwork, stamp)
+        content = (kind, user, artwork, stamp, *shown)
         with self._lock:
             if self.unreadable:
                 raise EventsUnavailable(self.unreadable)
@@ -68,12 +75,12 @@ class EventStore:
                 return False
             received = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             try:
-                append_line(self.path, EVENTS_HEADER, [event_id, kind, user, artwork, stamp, received])
+                append_line(self.path, EVENTS_HEADER, [event_id, kind, user, artwork, stamp, received, *shown])
             except OSError as error:
                 reason = error.strerror or type(error).__name__
                 log.error("an event could not be written to %s (%s); nothing was recorded", EVENTS_FILE, reason)
                 raise EventsUnavailable(f"events cannot be saved right now ({reason})") from None
-            self._remember(event_id, kind, user, artwork, stamp, received)
+            self._remember(event_id, kind, user, artwork, stamp, received, shown)
             return True
 
     def since(self, user: str, moment: pd.Timestamp) -> list[tuple[str, str]]:

@@ -86,6 +86,11 @@ class Served:
     def run_id(self) -> str:
         return str(self.snapshot.info["run_id"])
 
+    @property
+    def model_version(self) -> str:
+        """The version online metrics count views under (a snapshot from before versions: its model id)."""
+        return str(self.snapshot.info.get("model_version") or self.snapshot.info["model_id"])
+
 
 class SnapshotHolder:
     """The snapshot being served; a replaced file is loaded off the request path, one load at a time."""
@@ -245,6 +250,11 @@ def append_line(path: Path, header: tuple[str, ...], fields: list[str]) -> None:
 
     A failed write is cut back off, so no half line is left for the next append.
     """
+    append_lines(path, header, [fields])
+
+
+def append_lines(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> None:
+    """Append CSV lines to ``path`` in one write and one fsync, as ``append_line``: all of them or none."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     with path.open("a+b") as handle:  # read too: the last byte is checked
@@ -253,7 +263,7 @@ def append_line(path: Path, header: tuple[str, ...], fields: list[str]) -> None:
             writer.writerow(header)
         elif _last_byte(handle.fileno(), size) != b"\n":
             text.write("\n")  # a hand edit left the last line open: never glue a line onto it
-        writer.writerow(fields)
+        writer.writerows(rows)
         try:
             handle.write(text.getvalue().encode("utf-8"))
             handle.flush()

@@ -13,14 +13,15 @@
     button.textContent = isLiked ? HEART + (big ? " liked" : "") : OPEN_HEART + (big ? " like" : "");
   }
 
-  function card(rec, liked) {
+  function card(rec, position, liked) {
     var id = encodeURIComponent(rec.artwork_id);
+    var href = "/artworks/" + id + "?from=for_you&pos=" + position;  // the click is counted for online metrics
     var figure = document.createElement("figure");
     figure.className = "card";
     figure.dataset.artwork = rec.artwork_id;
     figure.innerHTML =
-      '<a href="/artworks/' + id + '"><img src="/images/' + id + '" alt=""></a>' +
-      '<figcaption><div class="caption"><a class="title" href="/artworks/' + id + '"></a>' +
+      '<a href="' + href + '"><img src="/images/' + id + '" alt=""></a>' +
+      '<figcaption><div class="caption"><a class="title" href="' + href + '"></a>' +
       '<span class="artist"></span><span class="price"></span><a class="reason"></a></div>' +
       '<form class="like-form" method="post"><button type="submit" class="like"></button></form></figcaption>';
     // Text from the catalogue goes in as text, never as markup.
@@ -56,7 +57,7 @@
     countLikes(data.liked.length);
     var grid = document.getElementById("for-you-grid");
     if (grid) {
-      grid.replaceChildren.apply(grid, data.for_you.map(function (rec) { return card(rec, data.liked); }));
+      grid.replaceChildren.apply(grid, data.for_you.map(function (rec, i) { return card(rec, i + 1, data.liked); }));
       var hint = document.getElementById("for-you-hint");
       var n = data.liked.length;
       hint.textContent = n ? "Live from your " + n + " like" + (n === 1 ? "" : "s") +
