@@ -11,7 +11,6 @@ process and the run succeed with the same tables. Every process the tests start 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -27,17 +26,15 @@ import yaml
 from curatornet_pipeline_tests.support.processes import (
     REPO_ROOT,
     VENV_BIN,
-    free_port,
     log_tail,
     make_dagster_home,
     pipeline_env,
-    session_members,
     start_in_new_session,
     stop_session,
 )
+from curatornet_pipeline_tests.support.cluster import REDIS_SERVER, pool_process, start_redis, start_worker, wait_for_line
 from curatornet_pipeline_tests.support.tiny import tiny_run_config
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WORKERS = ("worker-a", "worker-b")
 TRAINING_STEP = "curatornet_model"
 # Processes that import dagster and torch on two cores that may be shared with other work.
@@ -54,30 +51,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="needs Debian's redis-server (.ci/run installs it)"),
 ]
-
-
-def wait_for_line(proc: subprocess.Popen, log: Path, text: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in log_tail(log, chars=200_000):
-        assert proc.poll() is None, f"process exited before '{text}':\n{log_tail(log)}"
-        assert time.monotonic() < deadline, f"no '{text}' after {seconds:.0f} s:\n{log_tail(log)}"
-        time.sleep(0.5)
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
-    log = folder / "redis.log"
-    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(folder)]
-    proc = start_in_new_session(command, {}, log)
-    wait_for_line(proc, log, "Ready to accept connections", 60)
-    return proc, f"redis://127.0.0.1:{port}/0", log
-
-
-def start_worker(name: str, env: dict[str, str], folder: Path) -> tuple[subprocess.Popen, Path]:
-    log = folder / f"{name}.log"
-    proc = start_in_new_session([str(REPO_ROOT / "deploy" / "celery" / "start_worker.sh"), name, "cpu"], env, log)
-    return proc, log
 
 
 def table_rows(database: Path, table: str, order: str) -> list[tuple]:
@@ -171,16 +144,6 @@ def test_the_graph_runs_on_two_celery_workers_and_matches_an_in_process_run(clus
 def newest_run_id(instance: dg.DagsterInstance) -> str | None:
     runs = instance.get_runs(limit=1)
     return runs[0].run_id if runs else None
-
-
-def pool_process(session_id: int) -> int:
-    """The process of a worker that executes its tasks: `dagster-celery` (the session leader) starts `celery`,
-    whose prefork pool process (concurrency 1) runs the step; the step's own helpers (log capture) are below it."""
-    members = session_members(session_id)
-    parent = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in members}
-    [celery_main] = [pid for pid in members if parent[pid] == session_id]
-    [pool] = [pid for pid in members if parent[pid] == celery_main]
-    return pool
 
 
 def executions_of(instance: dg.DagsterInstance, run_id: str, step_key: str) -> list[str]:

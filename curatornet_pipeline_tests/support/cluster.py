@@ -1,0 +1,52 @@
+"""A celery cluster on loopback for tests and benchmarks: Debian's redis-server and deploy/celery workers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from curatornet_pipeline_tests.support.processes import (
+    REPO_ROOT,
+    free_port,
+    log_tail,
+    session_members,
+    start_in_new_session,
+)
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def wait_for_line(proc: subprocess.Popen, log: Path, text: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in log_tail(log, chars=200_000):
+        assert proc.poll() is None, f"process exited before '{text}':\n{log_tail(log)}"
+        assert time.monotonic() < deadline, f"no '{text}' after {seconds:.0f} s:\n{log_tail(log)}"
+        time.sleep(0.5)
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen, str, Path]:
+    port = free_port()
+    log = folder / "redis.log"
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(folder)]
+    proc = start_in_new_session(command, {}, log)
+    wait_for_line(proc, log, "Ready to accept connections", 60)
+    return proc, f"redis://127.0.0.1:{port}/0", log
+
+
+def start_worker(name: str, env: dict[str, str], folder: Path) -> tuple[subprocess.Popen, Path]:
+    log = folder / f"{name}.log"
+    proc = start_in_new_session([str(REPO_ROOT / "deploy" / "celery" / "start_worker.sh"), name, "cpu"], env, log)
+    return proc, log
+
+
+def pool_process(session_id: int) -> int:
+    """The process of a worker that executes its tasks: `dagster-celery` (the session leader) starts `celery`,
+    whose prefork pool process (concurrency 1) runs the step; the step's own helpers (log capture) are below it."""
+    members = session_members(session_id)
+    parent = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in members}
+    [celery_main] = [pid for pid in members if parent[pid] == session_id]
+    [pool] = [pid for pid in members if parent[pid] == celery_main]
+    return pool
