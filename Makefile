@@ -40,6 +40,8 @@ benchmarks: $(STAMP)
 	# The two app benchmarks serve the snapshot of data/ (run `make run` first).
 	$(BIN)/python benchmarks/bench_webapp.py
 	$(BIN)/python benchmarks/bench_webapp_under_refresh.py
+	$(BIN)/python benchmarks/bench_artist_cap.py --database data/curatornet.duckdb
+	$(BIN)/python benchmarks/bench_executors.py
 	$(BIN)/python benchmarks/bench_big_input.py
 	$(BIN)/python benchmarks/bench_embeddings.py
 	$(BIN)/python benchmarks/bench_scaling.py
