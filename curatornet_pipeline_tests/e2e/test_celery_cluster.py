@@ -32,7 +32,14 @@ from curatornet_pipeline_tests.support.processes import (
     start_in_new_session,
     stop_session,
 )
-from curatornet_pipeline_tests.support.cluster import REDIS_SERVER, pool_process, start_redis, start_worker, wait_for_line
+from curatornet_pipeline_tests.support.cluster import (
+    REDIS_SERVER,
+    descendants,
+    pool_process,
+    start_redis,
+    start_worker,
+    wait_for_line,
+)
 from curatornet_pipeline_tests.support.tiny import tiny_run_config
 
 WORKERS = ("worker-a", "worker-b")
@@ -165,6 +172,7 @@ def test_a_step_whose_worker_process_is_killed_runs_again_and_the_run_succeeds(c
         log = cluster.folder / "killed_run.log"
         command = [str(VENV_BIN / "curatornet"), "materialize", "--config", str(cluster.config)]
         launcher = start_in_new_session(command, cluster.env, log)
+        orphans: list[int] = []
         try:
             deadline = time.monotonic() + RUN_DEADLINE_S
             while True:
@@ -175,10 +183,20 @@ def test_a_step_whose_worker_process_is_killed_runs_again_and_the_run_succeeds(c
                     break
                 time.sleep(0.1)
             [worker] = executions_of(instance, run_id, TRAINING_STEP)
-            os.kill(pool_process(cluster.workers[worker.split("@")[0]].pid), signal.SIGKILL)
+            worker_session = cluster.workers[worker.split("@")[0]].pid
+            victim = pool_process(worker_session)
+            # The step's own helpers (Dagster's log capture: `tail -F` of the step's log) outlive a SIGKILL of
+            # their parent, as they would the OOM killer's; they belong to the killed step, not to the shutdown.
+            orphans = descendants(victim, worker_session)
+            os.kill(victim, signal.SIGKILL)
             assert launcher.wait(timeout=RUN_DEADLINE_S) == 0, log_tail(log)
         finally:
             stop_session(launcher, grace_seconds=20)
+            for pid in orphans:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
         # The step started twice: in the killed process, then again in a live one.
         assert len(executions_of(instance, run_id, TRAINING_STEP)) == 2

@@ -42,11 +42,26 @@ def start_worker(name: str, env: dict[str, str], folder: Path) -> tuple[subproce
     return proc, log
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def descendants(pid: int, session_id: int) -> list[int]:
+    """The processes of ``session_id`` below ``pid`` (children, their children, ...)."""
+    members = session_members(session_id)
+    parents = {member: _parent(member) for member in members}
+    found, frontier = [], {pid}
+    while frontier:
+        frontier = {member for member, parent in parents.items() if parent in frontier}
+        found.extend(sorted(frontier))
+    return found
+
+
 def pool_process(session_id: int) -> int:
     """The process of a worker that executes its tasks: `dagster-celery` (the session leader) starts `celery`,
     whose prefork pool process (concurrency 1) runs the step; the step's own helpers (log capture) are below it."""
     members = session_members(session_id)
-    parent = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in members}
+    parent = {pid: _parent(pid) for pid in members}
     [celery_main] = [pid for pid in members if parent[pid] == session_id]
     [pool] = [pid for pid in members if parent[pid] == celery_main]
     return pool
