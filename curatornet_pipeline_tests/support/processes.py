@@ -46,11 +46,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _default_interrupt_handling() -> None:
+    # A shell without job control starts background commands with SIGINT ignored, and the children inherit
+    # that: `make test &` in a script, or a CI runner that does so, would hand `dagster dev` and the celery
+    # workers a Ctrl-C they never see (Python keeps an ignored SIGINT ignored). A server must get the Ctrl-C a
+    # user's terminal would give it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_in_new_session(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start ``args`` from the repository root in a session of its own, output to ``log``."""
+    """Start ``args`` from the repository root in a session of its own, output to ``log``, Ctrl-C as in a terminal."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            args, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_default_interrupt_handling,
         )
 
 
