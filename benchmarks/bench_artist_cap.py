@@ -68,11 +68,11 @@ def capped_lists(database: Path, caps: list[int]) -> pd.DataFrame:
             kept = cap_per_artist(artists, cap, K)
             complete = cap == 0 or len(kept) == K  # the 20 kept works lie in the stored ranking
             head = (kept[-1] + 1) if kept else 0
-            order = kept + [p for p in range(head) if p not in set(kept)]
-            new_hits = hits[order] if complete else hits[:head]
+            kept_set = set(kept)
+            order = kept + [p for p in range(head) if p not in kept_set]
             auc = float(info["auc"])
             if complete and n_relevant and n_negative:
-                auc += (ordered_pairs(new_hits) - ordered_pairs(hits[:head])) / (n_relevant * n_negative)
+                auc += (ordered_pairs(hits[order]) - ordered_pairs(hits[:head])) / (n_relevant * n_negative)
             top = order[:K] if complete else list(range(min(K, len(hits))))
             rows.append(
                 {

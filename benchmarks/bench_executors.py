@@ -28,7 +28,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from curatornet_pipeline_tests.support.cluster import start_redis, start_worker, wait_for_line  # noqa: E402
+from curatornet_pipeline_tests.support.cluster import (  # noqa: E402
+    celery_step_starts,
+    start_redis,
+    start_worker,
+    wait_for_line,
+)
 from curatornet_pipeline_tests.support.processes import VENV_BIN, make_dagster_home, pipeline_env, stop_session  # noqa: E402
 from curatornet_pipeline_tests.support.tiny import tiny_run_config  # noqa: E402
 
@@ -47,12 +52,7 @@ def materialize(env: dict[str, str], config: Path | None, log: Path) -> float:
 def steps_per_worker(home: Path) -> dict[str, int]:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [run] = instance.get_runs(limit=1)
-        workers = Counter()
-        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-            metadata = record.dagster_event.engine_event_data.metadata or {}
-            if "Celery worker" in metadata:
-                workers[metadata["Celery worker"].value] += 1
-    return dict(workers)
+        return dict(Counter(worker for _, worker in celery_step_starts(instance, run.run_id)))
 
 
 def run_one(executor: str, scale: str, config: Path | None, folder: Path, n_workers: int) -> dict:

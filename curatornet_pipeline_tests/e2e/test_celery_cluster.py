@@ -34,6 +34,7 @@ from curatornet_pipeline_tests.support.processes import (
 )
 from curatornet_pipeline_tests.support.cluster import (
     REDIS_SERVER,
+    celery_step_starts,
     descendants,
     pool_process,
     start_redis,
@@ -66,13 +67,8 @@ def table_rows(database: Path, table: str, order: str) -> list[tuple]:
 
 
 def worker_of_each_step(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
-    """Step key -> the celery worker that ran it, from the engine event each worker records for its step."""
-    workers = {}
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        metadata = record.dagster_event.engine_event_data.metadata or {}
-        if "Celery worker" in metadata and record.step_key:
-            workers[record.step_key] = metadata["Celery worker"].value
-    return workers
+    """Step key -> the celery worker that ran it."""
+    return dict(celery_step_starts(instance, run_id))
 
 
 def run_cli(env: dict[str, str], config: Path, log: Path, deadline_s: float) -> None:
@@ -155,11 +151,7 @@ def newest_run_id(instance: dg.DagsterInstance) -> str | None:
 
 def executions_of(instance: dg.DagsterInstance, run_id: str, step_key: str) -> list[str]:
     """The workers that started ``step_key`` in ``run_id``, once per start."""
-    return [
-        record.dagster_event.engine_event_data.metadata["Celery worker"].value
-        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-        if record.step_key == step_key and "Celery worker" in (record.dagster_event.engine_event_data.metadata or {})
-    ]
+    return [worker for step, worker in celery_step_starts(instance, run_id) if step == step_key]
 
 
 def test_a_step_whose_worker_process_is_killed_runs_again_and_the_run_succeeds(cluster):

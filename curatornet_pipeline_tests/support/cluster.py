@@ -18,6 +18,19 @@ from curatornet_pipeline_tests.support.processes import (
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def celery_step_starts(instance, run_id: str) -> list[tuple[str, str]]:
+    """(step key, celery worker) for every start of a step in ``run_id``, in order, from the engine event the
+    worker records when it takes the step (a step run again after its worker process died appears twice)."""
+    import dagster as dg
+
+    starts = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        metadata = record.dagster_event.engine_event_data.metadata or {}
+        if "Celery worker" in metadata and record.step_key:
+            starts.append((record.step_key, metadata["Celery worker"].value))
+    return starts
+
+
 def wait_for_line(proc: subprocess.Popen, log: Path, text: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while text not in log_tail(log, chars=200_000):
